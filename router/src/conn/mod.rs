@@ -1,0 +1,57 @@
+//! One task per connection: the protocol header and SASL handshake, then the AMQP engine.
+//!
+//! The task owns its socket, its sessions and its link endpoints; it tells the core what the peer did
+//! ([`Event`](crate::core::api::Event)s, one batch per read) and turns the core's commands into frames.
+
+mod commands;
+mod engine;
+mod frames;
+mod handshake;
+mod outbuf;
+pub mod sasl;
+mod session;
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::RouterConfig;
+use crate::core::api::{ConnId, CoreMsg};
+
+/// What every connection task shares.
+#[derive(Clone)]
+pub struct ConnContext {
+    pub config: Arc<RouterConfig>,
+    pub core: mpsc::Sender<CoreMsg>,
+    /// Flips to true when the router shuts down: connections close with `amqp:connection:forced`.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serve one accepted connection to its end. Errors are the peer's problem and are logged, never propagated.
+pub async fn serve<S>(stream: S, id: ConnId, peer: String, ctx: ConnContext)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let deadline = tokio::time::Instant::now() + ctx.config.handshake_timeout;
+    let hs = tokio::time::timeout_at(
+        deadline,
+        handshake::run(&mut reader, &mut writer, &ctx.config),
+    )
+    .await;
+    let rbuf = match hs {
+        Ok(Ok(rbuf)) => rbuf,
+        Ok(Err(e)) => {
+            tracing::info!(conn = id, %peer, "handshake refused: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(conn = id, %peer, "handshake deadline passed; closing");
+            return;
+        }
+    };
+    engine::Engine::new(id, peer, ctx, deadline)
+        .run(reader, writer, rbuf)
+        .await;
+}

@@ -1,0 +1,219 @@
+//! The messages between connection tasks and the routing core.
+//!
+//! Connection tasks send [`Event`]s to the core in batches over one bounded channel (they may wait on it: that is
+//! the back-pressure on a busy core). The core answers with [`Command`]s pushed into each connection's
+//! [`Outbox`]; the core never waits on a connection. What keeps an outbox small is credit: the core only sends a
+//! receiver as many deliveries as that receiver granted, and only grants a sender what it can route.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use shoal_amqp::{AmqpError, DeliveryState};
+use tokio::sync::{oneshot, Notify};
+
+use crate::budget::Charge;
+use crate::config::AddressRule;
+
+/// Identifies a connection for its lifetime (never reused).
+pub type ConnId = u64;
+
+/// The core's key for a link: a slab index plus a generation so a stale key is detected, never misrouted.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LinkKey {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+/// The core's key for an unsettled delivery (same scheme as [`LinkKey`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+/// A connection's own key for one of its links (slab index in the low half, a generation in the high half, so
+/// a command for a link that has gone never reaches a newer link in the same slot); commands name links this way.
+pub type LocalLink = u64;
+
+/// The encoded bytes of one message, as received: one chunk per transfer frame, never copied.
+#[derive(Debug)]
+pub struct Msg {
+    pub chunks: Chunks,
+    /// Returns the message's bytes to its origin connection's budget when the last copy is dropped.
+    pub charge: Charge,
+}
+
+/// The frames' payloads of one message; the common single-frame case needs no allocation.
+#[derive(Debug, Clone)]
+pub enum Chunks {
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl Chunks {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunks::One(b) => b.len(),
+            Chunks::Many(v) => v.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        let (one, many) = match self {
+            Chunks::One(b) => (Some(b), &[][..]),
+            Chunks::Many(v) => (None, &v[..]),
+        };
+        one.into_iter().chain(many.iter())
+    }
+}
+
+impl Msg {
+    /// A copy for one more receiver of a multicast: the chunks are shared, the charge grows by their size.
+    pub fn share(&self) -> Msg {
+        Msg {
+            chunks: self.chunks.clone(),
+            charge: self.charge.share(),
+        }
+    }
+}
+
+/// What a client asked for when attaching a link.
+#[derive(Debug)]
+pub struct AttachRequest {
+    pub local: LocalLink,
+    /// `None` for an anonymous sender (routed by each message's `to`) or a dynamic receiver.
+    pub address: Option<String>,
+    pub dynamic: bool,
+}
+
+/// Conn -> core.
+#[derive(Debug)]
+pub enum Event {
+    /// A client sender attached: the router receives on this link.
+    AttachIncoming(AttachRequest),
+    /// A client receiver attached: the router sends on this link.
+    AttachOutgoing(AttachRequest),
+    /// The link is gone (detached by the peer, or the connection closed). For an outgoing link the connection
+    /// first reports every unsettled delivery on it as released.
+    Detach { link: LinkKey },
+    /// A whole message arrived on an incoming link. `to` is filled for anonymous links only.
+    Transfer {
+        link: LinkKey,
+        delivery_id: u32,
+        settled: bool,
+        to: Option<String>,
+        msg: Msg,
+    },
+    /// The receiver's credit window, in delivery-count sequence space: it may receive deliveries up to `limit`.
+    Credit {
+        link: LinkKey,
+        limit: u32,
+        drain: bool,
+    },
+    /// A receiver's outcome for a delivery the core sent on `link` (`None` when that link is already gone).
+    Outcome {
+        link: Option<LinkKey>,
+        delivery: DeliveryKey,
+        state: DeliveryState,
+    },
+}
+
+/// Core -> conn.
+#[derive(Debug)]
+pub enum Command {
+    /// The attach is accepted; `address` is the assigned address for a dynamic receiver.
+    Attached {
+        local: LocalLink,
+        link: LinkKey,
+        address: Option<String>,
+    },
+    /// The attach is refused: answer with an attach carrying no terminus, then a detach with `error`.
+    Refused { local: LocalLink, error: AmqpError },
+    /// Add `credit` to an incoming link.
+    Grant { local: LocalLink, credit: u32 },
+    /// Send a message on an outgoing link; `delivery` is `None` when it goes presettled.
+    Deliver {
+        local: LocalLink,
+        delivery: Option<DeliveryKey>,
+        msg: Msg,
+    },
+    /// Settle an incoming delivery with this outcome.
+    Settle {
+        local: LocalLink,
+        delivery_id: u32,
+        state: DeliveryState,
+    },
+    /// Drain completed on an outgoing link: advance its delivery-count to `limit` (its credit is used up).
+    Drained { local: LocalLink, limit: u32 },
+}
+
+/// Management requests, answered on a oneshot.
+#[derive(Debug)]
+pub enum Admin {
+    SetAddress(AddressRule, oneshot::Sender<()>),
+    DeleteAddress(String, oneshot::Sender<bool>),
+    ListAddresses(oneshot::Sender<Vec<AddressRule>>),
+    Metrics(oneshot::Sender<crate::core::metrics::Snapshot>),
+}
+
+/// Everything the core receives on its one channel.
+#[derive(Debug)]
+pub enum CoreMsg {
+    Open {
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+    },
+    Batch {
+        conn: ConnId,
+        events: Vec<Event>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    Admin(Admin),
+}
+
+/// A connection's mailbox: the core appends whole batches under a short lock (never across an await) and
+/// wakes the connection task, which swaps the batch out.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    commands: Mutex<Vec<Command>>,
+    notify: Notify,
+}
+
+impl Outbox {
+    pub fn push_batch(&self, batch: &mut Vec<Command>) {
+        if batch.is_empty() {
+            return;
+        }
+        {
+            let mut inner = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.is_empty() {
+                std::mem::swap(&mut *inner, batch);
+            } else {
+                inner.append(batch);
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Take everything queued (into `into`, which must be empty).
+    pub fn take(&self, into: &mut Vec<Command>) {
+        let mut inner = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut *inner, into);
+    }
+
+    /// Append everything queued to `into`.
+    pub fn take_more(&self, into: &mut Vec<Command>) {
+        let mut inner = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        into.append(&mut inner);
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}

@@ -1,0 +1,471 @@
+//! The routing core: the one owner of the address table, links, credit and unsettled deliveries.
+//!
+//! Connection tasks send it [`CoreMsg`]s over one bounded channel; it drains them in bounded batches, never
+//! awaits anything but that channel, and answers each connection through its [`Outbox`] once per batch. All
+//! routing decisions are therefore made in one place with no lock. The design lets a "link" later be an
+//! inter-router link: the core only knows links, credit and outcomes, not sockets.
+
+pub mod api;
+pub mod metrics;
+mod routing;
+pub mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use shoal_amqp::AmqpError;
+use slab::Slab;
+use tokio::sync::mpsc;
+
+use crate::config::{Distribution, RouterConfig};
+use api::{
+    Admin, AttachRequest, Command, ConnId, CoreMsg, DeliveryKey, Event, LinkKey, LocalLink, Msg,
+    Outbox,
+};
+use metrics::{AddressSnapshot, AddressStats, Snapshot};
+use rules::Rules;
+
+/// How many channel messages the core takes per wake-up before flushing outboxes.
+const BATCH: usize = 64;
+
+type AddrId = usize;
+
+struct ConnEntry {
+    outbox: Arc<Outbox>,
+    pending: Vec<Command>,
+    links: Vec<LinkKey>,
+}
+
+struct Link {
+    generation: u32,
+    conn: ConnId,
+    local: LocalLink,
+    /// `None` only for an anonymous incoming link.
+    addr: Option<AddrId>,
+    kind: LinkKind,
+}
+
+enum LinkKind {
+    /// A client sender: the router receives.
+    Incoming {
+        /// Credit the sender holds (granted, not yet used).
+        credit: u32,
+        /// Deliveries from this link the router still holds (queued, or unsettled downstream).
+        in_router: u32,
+    },
+    /// A client receiver: the router sends.
+    Outgoing(Outgoing),
+}
+
+struct Outgoing {
+    /// The receiver may take deliveries while `sent` is before `limit` (delivery-count sequence numbers).
+    limit: u32,
+    sent: u32,
+    unsettled: u32,
+    drain: bool,
+    /// Multicast copies waiting for this receiver's credit.
+    backlog: VecDeque<Pending>,
+}
+
+impl Outgoing {
+    fn available(&self) -> u32 {
+        let gap = self.limit.wrapping_sub(self.sent) as i32;
+        gap.max(0) as u32
+    }
+}
+
+/// A message waiting in the router: `delivery` is `None` when it was sent presettled.
+struct Pending {
+    msg: Msg,
+    delivery: Option<DeliveryKey>,
+    /// A presettled anycast message holds its sender's credit slot until it is handed on (or dropped): this is
+    /// the link to give it back to. Unsettled deliveries give theirs back at settlement.
+    from: Option<LinkKey>,
+}
+
+struct Address {
+    name: String,
+    distribution: Distribution,
+    dynamic: bool,
+    consumers: Vec<LinkKey>,
+    producers: Vec<LinkKey>,
+    /// Anycast deliveries waiting for a receiver with credit.
+    queue: VecDeque<Pending>,
+    /// Where the next round-robin search starts.
+    next: usize,
+    stats: AddressStats,
+}
+
+/// An unsettled delivery: where it came from and what its copies said so far.
+struct Delivery {
+    generation: u32,
+    from: LinkKey,
+    delivery_id: u32,
+    addr: AddrId,
+    /// Copies whose outcome is still unknown.
+    outstanding: u32,
+    outcome: routing::Aggregate,
+}
+
+pub struct Core {
+    config: Arc<RouterConfig>,
+    rx: mpsc::Receiver<CoreMsg>,
+    conns: HashMap<ConnId, ConnEntry>,
+    touched: Vec<ConnId>,
+    links: Slab<Link>,
+    deliveries: Slab<Delivery>,
+    addresses: Slab<Address>,
+    by_name: HashMap<String, AddrId>,
+    rules: Rules,
+    generation: u32,
+    dynamic_seq: u64,
+    dynamic_prefix: String,
+}
+
+impl Core {
+    pub fn new(config: Arc<RouterConfig>, rx: mpsc::Receiver<CoreMsg>) -> Core {
+        let rules = Rules::new(config.default_distribution);
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Core {
+            dynamic_prefix: format!("_dynamic/{}/{:x}", config.container_id, nonce & 0xffff_ffff),
+            config,
+            rx,
+            conns: HashMap::new(),
+            touched: Vec::new(),
+            links: Slab::new(),
+            deliveries: Slab::new(),
+            addresses: Slab::new(),
+            by_name: HashMap::new(),
+            rules,
+            generation: 0,
+            dynamic_seq: 0,
+        }
+    }
+
+    /// Run until every sender of the channel is gone.
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(BATCH);
+        while self.rx.recv_many(&mut batch, BATCH).await > 0 {
+            for msg in batch.drain(..) {
+                self.handle(msg);
+            }
+            self.flush();
+        }
+    }
+
+    fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Open { conn, outbox } => {
+                self.conns.insert(
+                    conn,
+                    ConnEntry {
+                        outbox,
+                        pending: Vec::new(),
+                        links: Vec::new(),
+                    },
+                );
+            }
+            CoreMsg::Batch { conn, events } => {
+                for event in events {
+                    self.event(conn, event);
+                }
+            }
+            CoreMsg::Closed { conn } => {
+                if let Some(mut entry) = self.conns.remove(&conn) {
+                    // Deliveries routed to this connection that it never saw: released.
+                    let mut unseen = std::mem::take(&mut entry.pending);
+                    entry.outbox.take_more(&mut unseen);
+                    for command in unseen {
+                        if let Command::Deliver {
+                            delivery: Some(delivery),
+                            ..
+                        } = command
+                        {
+                            self.outcome(None, delivery, shoal_amqp::DeliveryState::Released);
+                        }
+                    }
+                    for link in entry.links {
+                        self.detach(link);
+                    }
+                }
+            }
+            CoreMsg::Admin(admin) => self.admin(admin),
+        }
+    }
+
+    fn event(&mut self, conn: ConnId, event: Event) {
+        match event {
+            Event::AttachIncoming(req) => self.attach(conn, req, true),
+            Event::AttachOutgoing(req) => self.attach(conn, req, false),
+            Event::Detach { link } => {
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.links.retain(|l| *l != link);
+                }
+                self.detach(link);
+            }
+            Event::Transfer {
+                link,
+                delivery_id,
+                settled,
+                to,
+                msg,
+            } => self.transfer(link, delivery_id, settled, to, msg),
+            Event::Credit { link, limit, drain } => self.credit(link, limit, drain),
+            Event::Outcome {
+                link,
+                delivery,
+                state,
+            } => self.outcome(link, delivery, state),
+        }
+    }
+
+    fn admin(&mut self, admin: Admin) {
+        match admin {
+            Admin::SetAddress(rule, reply) => {
+                self.rules.set(rule);
+                self.reclassify();
+                let _ = reply.send(());
+            }
+            Admin::DeleteAddress(name, reply) => {
+                let existed = self.rules.remove(&name);
+                self.reclassify();
+                let _ = reply.send(existed);
+            }
+            Admin::ListAddresses(reply) => {
+                let _ = reply.send(self.rules.list());
+            }
+            Admin::Metrics(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
+    }
+
+    /// Rules changed: every known address takes its (possibly new) distribution for new deliveries.
+    fn reclassify(&mut self) {
+        for (_, addr) in self.addresses.iter_mut() {
+            if !addr.dynamic {
+                addr.distribution = self.rules.lookup(&addr.name).0;
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut addresses: Vec<AddressSnapshot> = self
+            .addresses
+            .iter()
+            .map(|(_, a)| AddressSnapshot {
+                address: a.name.clone(),
+                distribution: match a.distribution {
+                    Distribution::Balanced => "balanced",
+                    Distribution::Closest => "closest",
+                    Distribution::Multicast => "multicast",
+                },
+                consumers: a.consumers.len(),
+                producers: a.producers.len(),
+                queued: a.queue.len(),
+                senders_blocked: a
+                    .producers
+                    .iter()
+                    .filter(|l| {
+                        matches!(self.link(**l).map(|l| &l.kind),
+                            Some(LinkKind::Incoming { credit: 0, .. }))
+                    })
+                    .count(),
+                stats: a.stats.clone(),
+            })
+            .collect();
+        addresses.sort_by(|a, b| a.address.cmp(&b.address));
+        Snapshot {
+            connections: self.conns.len(),
+            links: self.links.len(),
+            unsettled: self.deliveries.len(),
+            addresses,
+        }
+    }
+
+    // ---- bookkeeping helpers -------------------------------------------------------------------------------
+
+    fn next_generation(&mut self) -> u32 {
+        self.generation = self.generation.wrapping_add(1);
+        self.generation
+    }
+
+    fn link(&self, key: LinkKey) -> Option<&Link> {
+        self.links
+            .get(key.index as usize)
+            .filter(|l| l.generation == key.generation)
+    }
+
+    fn link_mut(&mut self, key: LinkKey) -> Option<&mut Link> {
+        self.links
+            .get_mut(key.index as usize)
+            .filter(|l| l.generation == key.generation)
+    }
+
+    fn send(&mut self, conn: ConnId, command: Command) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            if entry.pending.is_empty() {
+                self.touched.push(conn);
+            }
+            entry.pending.push(command);
+        }
+    }
+
+    fn flush(&mut self) {
+        for conn in self.touched.drain(..) {
+            if let Some(entry) = self.conns.get_mut(&conn) {
+                entry.outbox.push_batch(&mut entry.pending);
+            }
+        }
+    }
+
+    fn address_id(&mut self, name: &str) -> AddrId {
+        if let Some(id) = self.by_name.get(name) {
+            return *id;
+        }
+        let distribution = self.rules.lookup(name).0;
+        let id = self.addresses.insert(Address {
+            name: name.to_owned(),
+            distribution,
+            dynamic: false,
+            consumers: Vec::new(),
+            producers: Vec::new(),
+            queue: VecDeque::new(),
+            next: 0,
+            stats: AddressStats::default(),
+        });
+        self.by_name.insert(name.to_owned(), id);
+        id
+    }
+
+    fn attach(&mut self, conn: ConnId, req: AttachRequest, incoming: bool) {
+        let AttachRequest {
+            local,
+            address,
+            dynamic,
+        } = req;
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let (addr, assigned) = match (address, dynamic, incoming) {
+            (_, true, false) => {
+                self.dynamic_seq += 1;
+                let name = format!("{}/{}", self.dynamic_prefix, self.dynamic_seq);
+                let id = self.address_id(&name);
+                // A dynamic address is private to its receiver: anycast, whatever the rules say.
+                self.addresses[id].dynamic = true;
+                self.addresses[id].distribution = Distribution::Balanced;
+                (Some(id), Some(name))
+            }
+            (Some(name), _, _) => (Some(self.address_id(&name)), None),
+            (None, _, true) => (None, None),
+            (None, _, false) => {
+                let error = AmqpError::new(
+                    shoal_amqp::condition::INVALID_FIELD,
+                    "a receiver needs a source address (or a dynamic source)",
+                );
+                self.send(conn, Command::Refused { local, error });
+                return;
+            }
+        };
+        let generation = self.next_generation();
+        let kind = if incoming {
+            LinkKind::Incoming {
+                credit: 0,
+                in_router: 0,
+            }
+        } else {
+            LinkKind::Outgoing(Outgoing {
+                limit: 0,
+                sent: 0,
+                unsettled: 0,
+                drain: false,
+                backlog: VecDeque::new(),
+            })
+        };
+        let index = self.links.insert(Link {
+            generation,
+            conn,
+            local,
+            addr,
+            kind,
+        });
+        let key = LinkKey {
+            index: index as u32,
+            generation,
+        };
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.links.push(key);
+        }
+        self.send(
+            conn,
+            Command::Attached {
+                local,
+                link: key,
+                address: assigned,
+            },
+        );
+        match (addr, incoming) {
+            (Some(id), true) => {
+                self.addresses[id].producers.push(key);
+                self.replenish(key);
+            }
+            (None, true) => self.replenish(key),
+            (Some(id), false) => {
+                let first = self.addresses[id].consumers.is_empty();
+                self.addresses[id].consumers.push(key);
+                if first {
+                    // No consumer, no credit: the address's senders may send from now on.
+                    let producers = self.addresses[id].producers.clone();
+                    for p in producers {
+                        self.replenish(p);
+                    }
+                }
+            }
+            (None, false) => unreachable!("refused above"),
+        }
+    }
+
+    fn detach(&mut self, key: LinkKey) {
+        if self.link(key).is_none() {
+            return;
+        }
+        let link = self.links.remove(key.index as usize);
+        let Some(id) = link.addr else {
+            return;
+        };
+        match link.kind {
+            LinkKind::Incoming { .. } => {
+                self.addresses[id].producers.retain(|l| *l != key);
+            }
+            LinkKind::Outgoing(out) => {
+                self.addresses[id].consumers.retain(|l| *l != key);
+                for pending in out.backlog {
+                    self.unrouted(id, pending);
+                }
+                if self.addresses[id].consumers.is_empty() {
+                    // Nobody left to take the queue: give it back to the senders.
+                    let queue = std::mem::take(&mut self.addresses[id].queue);
+                    for pending in queue {
+                        self.unrouted(id, pending);
+                    }
+                }
+            }
+        }
+        self.forget_if_idle(id);
+    }
+
+    /// Dynamic addresses vanish with their receiver; named ones keep their counters.
+    fn forget_if_idle(&mut self, id: AddrId) {
+        let a = &self.addresses[id];
+        if a.dynamic && a.consumers.is_empty() && a.producers.is_empty() && a.queue.is_empty() {
+            let a = self.addresses.remove(id);
+            self.by_name.remove(&a.name);
+        }
+    }
+}

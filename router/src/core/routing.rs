@@ -1,0 +1,377 @@
+//! Routing decisions: where a delivery goes, when senders get credit, how outcomes travel back.
+
+use shoal_amqp::{condition, AmqpError, DeliveryState};
+
+use super::api::{Command, DeliveryKey, LinkKey, Msg};
+use super::{AddrId, Core, Delivery, LinkKind, Pending};
+use crate::config::Distribution;
+
+/// The outcome of an unsettled delivery so far, across its copies.
+#[derive(Debug, Default)]
+pub(super) struct Aggregate {
+    accepted: bool,
+    rejected: Option<DeliveryState>,
+    /// An anycast delivery forwards its receiver's outcome as it is (modified keeps its fields).
+    other: Option<DeliveryState>,
+}
+
+impl Aggregate {
+    fn add(&mut self, state: DeliveryState) {
+        match state {
+            DeliveryState::Accepted => self.accepted = true,
+            DeliveryState::Rejected { .. } => {
+                self.rejected.get_or_insert(state);
+            }
+            _ => {
+                self.other.get_or_insert(state);
+            }
+        }
+    }
+
+    /// Accepted if any copy was accepted and none rejected; rejected if any was; otherwise what the one receiver
+    /// said (released or modified), or released when nobody received it.
+    fn result(self, copies: u32) -> DeliveryState {
+        if let Some(rejected) = self.rejected {
+            return rejected;
+        }
+        if self.accepted {
+            return DeliveryState::Accepted;
+        }
+        match (copies, self.other) {
+            (1, Some(state)) => state,
+            _ => DeliveryState::Released,
+        }
+    }
+}
+
+impl Core {
+    pub(super) fn transfer(
+        &mut self,
+        from: LinkKey,
+        delivery_id: u32,
+        settled: bool,
+        to: Option<String>,
+        msg: Msg,
+    ) {
+        let Some(link) = self.link_mut(from) else {
+            return;
+        };
+        let conn = link.conn;
+        let local = link.local;
+        let link_addr = link.addr;
+        if let LinkKind::Incoming { credit, in_router } = &mut link.kind {
+            *credit = credit.saturating_sub(1);
+            *in_router += 1;
+        }
+        let addr = match (link_addr, to) {
+            (Some(id), _) => id,
+            (None, Some(to)) => self.address_id(&to),
+            (None, None) => {
+                // Anonymous relay needs a `to`; without one there is nowhere to go.
+                if !settled {
+                    let error = AmqpError::new(
+                        condition::PRECONDITION_FAILED,
+                        "a message on an anonymous link needs a `to` address",
+                    );
+                    self.send(
+                        conn,
+                        Command::Settle {
+                            local,
+                            delivery_id,
+                            state: DeliveryState::Rejected { error: Some(error) },
+                        },
+                    );
+                }
+                self.slot_returned(from);
+                return;
+            }
+        };
+        self.addresses[addr].stats.deliveries_in += 1;
+        let delivery = (!settled).then(|| {
+            let generation = self.next_generation();
+            let index = self.deliveries.insert(Delivery {
+                generation,
+                from,
+                delivery_id,
+                addr,
+                outstanding: 0,
+                outcome: Aggregate::default(),
+            });
+            DeliveryKey {
+                index: index as u32,
+                generation,
+            }
+        });
+        match self.addresses[addr].distribution {
+            Distribution::Multicast => self.multicast(addr, from, msg, delivery),
+            Distribution::Balanced | Distribution::Closest => {
+                let from = settled.then_some(from);
+                self.anycast(addr, Pending { msg, delivery, from })
+            }
+        }
+    }
+
+    fn anycast(&mut self, addr: AddrId, pending: Pending) {
+        if let Some(d) = pending.delivery {
+            self.deliveries[d.index as usize].outstanding = 1;
+        }
+        if self.addresses[addr].consumers.is_empty() {
+            self.unrouted(addr, pending);
+            return;
+        }
+        match self.pick_consumer(addr) {
+            Some(to) => self.deliver(addr, to, pending),
+            // Consumers exist but none has credit: wait in the address's queue, bounded by the senders' credit.
+            None => self.addresses[addr].queue.push_back(pending),
+        }
+    }
+
+    /// Balanced: fewest unsettled among receivers with credit; closest (all receivers are local on one router):
+    /// round robin among receivers with credit. Ties rotate so load spreads.
+    fn pick_consumer(&mut self, addr: AddrId) -> Option<LinkKey> {
+        let a = &self.addresses[addr];
+        let n = a.consumers.len();
+        let mut best: Option<(u32, usize)> = None;
+        for i in 0..n {
+            let slot = (a.next + i) % n;
+            let key = a.consumers[slot];
+            let Some(LinkKind::Outgoing(out)) = self.link(key).map(|l| &l.kind) else {
+                continue;
+            };
+            if out.available() == 0 || !out.backlog.is_empty() {
+                continue;
+            }
+            let score = match a.distribution {
+                Distribution::Balanced => out.unsettled,
+                _ => 0,
+            };
+            if best.is_none_or(|(s, _)| score < s) {
+                best = Some((score, slot));
+                if score == 0 {
+                    break;
+                }
+            }
+        }
+        let (_, slot) = best?;
+        let a = &mut self.addresses[addr];
+        a.next = (slot + 1) % n;
+        Some(a.consumers[slot])
+    }
+
+    fn multicast(&mut self, addr: AddrId, from: LinkKey, msg: Msg, delivery: Option<DeliveryKey>) {
+        let consumers = self.addresses[addr].consumers.clone();
+        if consumers.is_empty() {
+            self.unrouted(addr, Pending { msg, delivery, from: None });
+            self.slot_returned_if(delivery.is_none(), from);
+            return;
+        }
+        if let Some(d) = delivery {
+            self.deliveries[d.index as usize].outstanding = consumers.len() as u32;
+        }
+        let capacity = self.config.link_capacity as usize;
+        let last = consumers.len() - 1;
+        let mut msg = Some(msg);
+        for (i, to) in consumers.into_iter().enumerate() {
+            let copy = if i == last {
+                msg.take().expect("the last consumer takes the original")
+            } else {
+                msg.as_ref().expect("original kept until the last consumer").share()
+            };
+            let pending = Pending {
+                msg: copy,
+                delivery,
+                from: None,
+            };
+            let Some(LinkKind::Outgoing(out)) = self.link_mut(to).map(|l| &mut l.kind) else {
+                continue;
+            };
+            if out.available() > 0 && out.backlog.is_empty() {
+                self.deliver(addr, to, pending);
+            } else if delivery.is_some() || out.backlog.len() < capacity {
+                // Unsettled copies are bounded by the senders' credit; presettled ones by the capacity.
+                out.backlog.push_back(pending);
+            } else {
+                // A presettled copy for a receiver this far behind is dropped rather than grow memory.
+                self.addresses[addr].stats.dropped += 1;
+            }
+        }
+        self.slot_returned_if(delivery.is_none(), from);
+    }
+
+    fn slot_returned_if(&mut self, cond: bool, link: LinkKey) {
+        if cond {
+            self.slot_returned(link);
+        }
+    }
+
+    /// Hand a message to a receiver link that has credit.
+    fn deliver(&mut self, addr: AddrId, to: LinkKey, pending: Pending) {
+        let Some(link) = self.link_mut(to) else {
+            self.unrouted(addr, pending);
+            return;
+        };
+        let (conn, local) = (link.conn, link.local);
+        if let LinkKind::Outgoing(out) = &mut link.kind {
+            out.sent = out.sent.wrapping_add(1);
+            if pending.delivery.is_some() {
+                out.unsettled += 1;
+            }
+        }
+        self.addresses[addr].stats.deliveries_out += 1;
+        if let Some(from) = pending.from {
+            self.slot_returned(from);
+        }
+        self.send(
+            conn,
+            Command::Deliver {
+                local,
+                delivery: pending.delivery,
+                msg: pending.msg,
+            },
+        );
+    }
+
+    /// A message that cannot go anywhere: unsettled ones are released to their sender, presettled ones dropped.
+    pub(super) fn unrouted(&mut self, addr: AddrId, pending: Pending) {
+        if let Some(from) = pending.from {
+            self.slot_returned(from);
+        }
+        match pending.delivery {
+            Some(d) => self.copy_outcome(d, DeliveryState::Released),
+            None => self.addresses[addr].stats.dropped += 1,
+        }
+    }
+
+    /// A receiver's flow: new credit, maybe drain.
+    pub(super) fn credit(&mut self, key: LinkKey, limit: u32, drain: bool) {
+        let Some(link) = self.link_mut(key) else {
+            return;
+        };
+        let LinkKind::Outgoing(out) = &mut link.kind else {
+            return;
+        };
+        out.limit = limit;
+        out.drain = drain;
+        self.pump(key);
+    }
+
+    /// Send a receiver what is waiting for it, as far as its credit goes; answer a drain when nothing is left.
+    fn pump(&mut self, key: LinkKey) {
+        let Some(link) = self.link_mut(key) else {
+            return;
+        };
+        let (conn, local, addr) = (link.conn, link.local, link.addr);
+        let Some(addr) = addr else { return };
+        loop {
+            let Some(LinkKind::Outgoing(out)) = self.link_mut(key).map(|l| &mut l.kind) else {
+                return;
+            };
+            if out.available() == 0 {
+                break;
+            }
+            let next = match out.backlog.pop_front() {
+                Some(p) => p,
+                None => match self.addresses[addr].queue.pop_front() {
+                    Some(p) => p,
+                    None => break,
+                },
+            };
+            self.deliver(addr, key, next);
+        }
+        let Some(LinkKind::Outgoing(out)) = self.link_mut(key).map(|l| &mut l.kind) else {
+            return;
+        };
+        if out.drain && out.available() > 0 {
+            out.sent = out.limit;
+            out.drain = false;
+            let limit = out.limit;
+            self.send(conn, Command::Drained { local, limit });
+        }
+    }
+
+    /// A receiver settled (or gave an outcome for) a delivery the router sent it.
+    pub(super) fn outcome(&mut self, from: Option<LinkKey>, delivery: DeliveryKey, state: DeliveryState) {
+        if let Some(LinkKind::Outgoing(out)) = from.and_then(|f| self.link_mut(f)).map(|l| &mut l.kind) {
+            out.unsettled = out.unsettled.saturating_sub(1);
+        }
+        if matches!(state, DeliveryState::Released) {
+            if let Some(d) = self.delivery(delivery) {
+                let addr = d.addr;
+                self.addresses[addr].stats.released += 1;
+            }
+        }
+        self.copy_outcome(delivery, state);
+    }
+
+    fn delivery(&self, key: DeliveryKey) -> Option<&Delivery> {
+        self.deliveries
+            .get(key.index as usize)
+            .filter(|d| d.generation == key.generation)
+    }
+
+    /// One copy of an unsettled delivery has its outcome; when it was the last, settle with the sender.
+    pub(super) fn copy_outcome(&mut self, key: DeliveryKey, state: DeliveryState) {
+        let Some(d) = self
+            .deliveries
+            .get_mut(key.index as usize)
+            .filter(|d| d.generation == key.generation)
+        else {
+            return;
+        };
+        d.outcome.add(state);
+        d.outstanding = d.outstanding.saturating_sub(1);
+        if d.outstanding > 0 {
+            return;
+        }
+        let d = self.deliveries.remove(key.index as usize);
+        let copies = match self.addresses[d.addr].distribution {
+            Distribution::Multicast => u32::MAX,
+            _ => 1,
+        };
+        let state = d.outcome.result(copies);
+        if let Some(link) = self.link(d.from) {
+            let (conn, local) = (link.conn, link.local);
+            self.send(
+                conn,
+                Command::Settle {
+                    local,
+                    delivery_id: d.delivery_id,
+                    state,
+                },
+            );
+        }
+        self.slot_returned(d.from);
+    }
+
+    /// A delivery from `link` no longer occupies the router: the sender may have that credit back.
+    pub(super) fn slot_returned(&mut self, link: LinkKey) {
+        if let Some(LinkKind::Incoming { in_router, .. }) = self.link_mut(link).map(|l| &mut l.kind) {
+            *in_router = in_router.saturating_sub(1);
+            self.replenish(link);
+        }
+    }
+
+    /// Top a sender's credit up to the link capacity, if its address has somewhere to send to.
+    pub(super) fn replenish(&mut self, key: LinkKey) {
+        let capacity = self.config.link_capacity;
+        let Some(link) = self.link(key) else { return };
+        let routable = match link.addr {
+            Some(id) => !self.addresses[id].consumers.is_empty(),
+            None => true,
+        };
+        if !routable {
+            return;
+        }
+        let (conn, local) = (link.conn, link.local);
+        let Some(LinkKind::Incoming { credit, in_router }) = self.link_mut(key).map(|l| &mut l.kind) else {
+            return;
+        };
+        let free = capacity.saturating_sub(*credit + *in_router);
+        // Top up in steps of at least a tenth of the capacity, so a busy link costs one flow per several messages.
+        if free == 0 || (free < capacity / 10 && *credit > 0) {
+            return;
+        }
+        *credit += free;
+        self.send(conn, Command::Grant { local, credit: free });
+    }
+}

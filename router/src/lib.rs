@@ -1,0 +1,114 @@
+//! The Shoal router: an AMQP 1.0 router for direct (brokerless) messaging.
+//!
+//! - [`conn`]: one task per connection (protocol header, SASL, TLS, sessions, links, framing).
+//! - [`core`]: the single owner of routing state: address rules, links, credit, unsettled deliveries.
+//! - [`Router`]: starts the core, binds listeners, and shuts down gracefully.
+//!
+//! Data path: socket -> connection task (frames parsed in place; payloads stay `Bytes` slices of the read
+//! buffer) -> core (routes, grants credit) -> receiver's connection task (new transfer header + the same payload
+//! bytes, `writev`) -> socket. Outcomes travel the reverse way. See docs/architecture.md.
+
+mod budget;
+pub mod config;
+pub mod conn;
+pub mod core;
+pub mod handle;
+mod listener;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use config::{AddressRule, AuthConfig, Distribution, Matcher, RouterConfig};
+pub use handle::{HandleError, RouterHandle};
+pub use listener::Bound;
+pub use tokio_rustls::TlsAcceptor;
+
+/// Messages waiting for the core, in batches (each batch is one read's worth of events from one connection).
+const CORE_QUEUE: usize = 1024;
+
+/// A running router.
+pub struct Router {
+    config: Arc<RouterConfig>,
+    core_tx: mpsc::Sender<core::api::CoreMsg>,
+    handle: RouterHandle,
+    /// Flips when listeners must stop accepting.
+    stop_accepting: watch::Sender<bool>,
+    /// Flips when connections must close.
+    close_connections: watch::Sender<bool>,
+    connections: Arc<Semaphore>,
+    core_task: JoinHandle<()>,
+    listeners: Vec<JoinHandle<()>>,
+}
+
+
+impl Router {
+    /// Start the routing core. Must be called inside a tokio runtime.
+    pub fn start(config: RouterConfig) -> Router {
+        let config = Arc::new(config);
+        let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+        let core_task = tokio::spawn(core::Core::new(Arc::clone(&config), core_rx).run());
+        Router {
+            handle: RouterHandle::new(core_tx.clone()),
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            core_tx,
+            stop_accepting: watch::channel(false).0,
+            close_connections: watch::channel(false).0,
+            core_task,
+            listeners: Vec::new(),
+        }
+    }
+
+    pub fn handle(&self) -> RouterHandle {
+        self.handle.clone()
+    }
+
+    /// Bind `addr` (port 0 picks a free port) and serve AMQP on it; with `tls`, AMQP over TLS (amqps).
+    pub async fn listen(&mut self, addr: SocketAddr, tls: Option<TlsAcceptor>) -> std::io::Result<Bound> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let ctx = conn::ConnContext {
+            config: Arc::clone(&self.config),
+            core: self.core_tx.clone(),
+            shutdown: self.close_connections.subscribe(),
+        };
+        let task = tokio::spawn(listener::accept_loop(
+            listener,
+            tls,
+            ctx,
+            Arc::clone(&self.connections),
+            self.stop_accepting.subscribe(),
+        ));
+        self.listeners.push(task);
+        Ok(Bound { local_addr })
+    }
+
+    /// Stop accepting; let unsettled deliveries settle for up to `grace`; close every connection with
+    /// `amqp:connection:forced`; wait for them to go.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop_accepting.send(true);
+        for l in &self.listeners {
+            l.abort();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        // Drain: deliveries in flight get their outcomes while nothing new can connect.
+        while tokio::time::Instant::now() < deadline {
+            match self.handle.snapshot().await {
+                Ok(s) if s.unsettled > 0 => tokio::time::sleep(Duration::from_millis(20)).await,
+                _ => break,
+            }
+        }
+        let _ = self.close_connections.send(true);
+        let all = self.config.max_connections as u32;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.connections.acquire_many(all)).await;
+        drop(self.core_tx);
+        drop(self.handle);
+        self.core_task.abort();
+    }
+}

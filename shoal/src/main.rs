@@ -1,0 +1,166 @@
+//! The `shoal` command: flags in, library calls out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use shoal::cli::OutputFormat;
+use shoal::standalone::{Options, Standalone};
+
+#[derive(Parser)]
+#[command(name = "shoal", version, about = "Shoal: messaging as a service (AMQP 1.0 router, broker, MQTT)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything in one process.
+    Standalone(StandaloneArgs),
+    /// Apply manifests (a file or a folder of them) to a running Shoal.
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SHOAL_SERVER")]
+        server: String,
+    },
+    /// List resources.
+    Get {
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+    /// Delete a resource.
+    Delete {
+        #[command(subcommand)]
+        what: DeleteWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum GetWhat {
+    /// Declared addresses.
+    #[command(alias = "address", alias = "addr")]
+    Addresses {
+        #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+        output: OutputFormat,
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SHOAL_SERVER")]
+        server: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeleteWhat {
+    /// An address, by name.
+    #[command(alias = "addresses", alias = "addr")]
+    Address {
+        name: String,
+        #[arg(short = 'n', long = "namespace", default_value = "default")]
+        namespace: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SHOAL_SERVER")]
+        server: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct StandaloneArgs {
+    /// AMQP listener.
+    #[arg(long, default_value = "127.0.0.1:5672")]
+    amqp_listen: SocketAddr,
+    /// AMQP over TLS listener (off unless given; needs --tls-cert and --tls-key).
+    #[arg(long)]
+    amqps_listen: Option<SocketAddr>,
+    /// PEM certificate chain for --amqps-listen.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --amqps-listen.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// HTTP listener: /healthz, /metrics and the admin API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+    /// Where state is kept.
+    #[arg(long, default_value = "./shoal-data")]
+    data_dir: PathBuf,
+    /// Manifests to apply at start (a file or a folder; repeatable).
+    #[arg(short = 'f', long = "filename")]
+    manifests: Vec<PathBuf>,
+    /// Credit each sender link holds at most.
+    #[arg(long, default_value_t = 250)]
+    link_capacity: u32,
+    /// SASL PLAIN users (YAML: `users: [{name: alice, password: secret}]`); turns ANONYMOUS off.
+    #[arg(long)]
+    sasl_users: Option<PathBuf>,
+    /// Keep SASL ANONYMOUS on even with --sasl-users.
+    #[arg(long)]
+    allow_anonymous: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    // One rustls crypto provider for the whole process (ring), whatever the dependencies enable.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match Cli::parse().command {
+        Command::Standalone(args) => standalone(args),
+        Command::Apply { files, server } => shoal::cli::apply(&server, &files),
+        Command::Get {
+            what: GetWhat::Addresses { output, server },
+        } => shoal::cli::get_addresses(&server, output),
+        Command::Delete {
+            what:
+                DeleteWhat::Address {
+                    name,
+                    namespace,
+                    server,
+                },
+        } => shoal::cli::delete_address(&server, &namespace, &name),
+    }
+}
+
+fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+    let opts = Options {
+        amqp_listen: args.amqp_listen,
+        amqps_listen: args.amqps_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        http_listen: args.http_listen,
+        data_dir: args.data_dir,
+        manifests: args.manifests,
+        link_capacity: args.link_capacity,
+        sasl_users: args.sasl_users,
+        allow_anonymous: args.allow_anonymous,
+        ..Options::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let shoal = Standalone::start(opts).await?;
+        // Machine-readable: tests and scripts read the bound addresses from stdout.
+        println!("amqp listening on {}", shoal.amqp);
+        if let Some(amqps) = shoal.amqps {
+            println!("amqps listening on {amqps}");
+        }
+        println!("http listening on {}", shoal.http);
+        println!("ready");
+        wait_for_signal().await?;
+        tracing::info!("shutting down: draining");
+        shoal.shutdown().await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `shoal standalone`: the router (and, as they arrive, broker, gateway, console) in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use shoal_router::{Router, RouterConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::http::{self, AdminState};
+use crate::{manifest, users};
+
+/// Everything `shoal standalone` can be told on its command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub amqp_listen: SocketAddr,
+    pub amqps_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub http_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub manifests: Vec<PathBuf>,
+    pub link_capacity: u32,
+    pub sasl_users: Option<PathBuf>,
+    pub allow_anonymous: bool,
+    /// How long SIGTERM waits for unsettled deliveries before closing connections.
+    pub drain_grace: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            amqp_listen: ([127, 0, 0, 1], 5672).into(),
+            amqps_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            http_listen: ([127, 0, 0, 1], 8080).into(),
+            data_dir: PathBuf::from("shoal-data"),
+            manifests: Vec::new(),
+            link_capacity: 250,
+            sasl_users: None,
+            allow_anonymous: false,
+            drain_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Options {
+    /// Options for tests: every listener on an ephemeral loopback port.
+    pub fn ephemeral(data_dir: PathBuf) -> Options {
+        Options {
+            amqp_listen: ([127, 0, 0, 1], 0).into(),
+            http_listen: ([127, 0, 0, 1], 0).into(),
+            data_dir,
+            ..Options::default()
+        }
+    }
+}
+
+/// A running standalone Shoal.
+pub struct Standalone {
+    pub amqp: SocketAddr,
+    pub amqps: Option<SocketAddr>,
+    pub http: SocketAddr,
+    router: Router,
+    stop_http: oneshot::Sender<()>,
+    http_task: JoinHandle<std::io::Result<()>>,
+    drain_grace: Duration,
+}
+
+impl Standalone {
+    pub async fn start(opts: Options) -> anyhow::Result<Standalone> {
+        let mut config = RouterConfig {
+            link_capacity: opts.link_capacity,
+            ..RouterConfig::default()
+        };
+        if let Some(path) = &opts.sasl_users {
+            config.auth.users = users::load(path)?;
+            config.auth.allow_anonymous = opts.allow_anonymous;
+        }
+        let manifests = manifest::load_paths(&opts.manifests)?;
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("creating data dir {}", opts.data_dir.display()))?;
+        let tls = match (&opts.amqps_listen, &opts.tls_cert, &opts.tls_key) {
+            (None, _, _) => None,
+            (Some(_), Some(cert), Some(key)) => Some(shoal_router::tls::acceptor(cert, key)?),
+            (Some(_), _, _) => anyhow::bail!("--amqps-listen needs --tls-cert and --tls-key"),
+        };
+
+        let mut router = Router::start(config);
+        let ready = Arc::new(AtomicBool::new(false));
+        let admin = Arc::new(AdminState::new(
+            router.handle(),
+            Arc::clone(&ready),
+            Some(opts.data_dir.clone()),
+        ));
+        http::restore(&admin).await?;
+        http::apply(&admin, manifests).await?;
+
+        let amqp = router
+            .listen(opts.amqp_listen, None)
+            .await
+            .with_context(|| format!("binding the AMQP listener on {}", opts.amqp_listen))?
+            .local_addr;
+        let amqps = match (opts.amqps_listen, tls) {
+            (Some(addr), Some(tls)) => Some(
+                router
+                    .listen(addr, Some(tls))
+                    .await
+                    .with_context(|| format!("binding the AMQPS listener on {addr}"))?
+                    .local_addr,
+            ),
+            _ => None,
+        };
+        let http_listener = tokio::net::TcpListener::bind(opts.http_listen)
+            .await
+            .with_context(|| format!("binding the HTTP listener on {}", opts.http_listen))?;
+        let http = http_listener.local_addr()?;
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let http_task = tokio::spawn(http::serve(http_listener, Arc::clone(&admin), async move {
+            let _ = stopped.await;
+        }));
+        ready.store(true, Ordering::Release);
+        Ok(Standalone {
+            amqp,
+            amqps,
+            http,
+            router,
+            stop_http,
+            http_task,
+            drain_grace: opts.drain_grace,
+        })
+    }
+
+    pub fn router(&self) -> shoal_router::RouterHandle {
+        self.router.handle()
+    }
+
+    /// Stop accepting, drain unsettled deliveries (up to the grace period), close connections, stop HTTP.
+    pub async fn shutdown(self) {
+        self.router.shutdown(self.drain_grace).await;
+        let _ = self.stop_http.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
+    }
+}
