@@ -5,8 +5,8 @@ use bytes::BytesMut;
 
 use crate::codec::code::{DESCRIBED, LIST0, LIST32};
 use crate::codec::{
-    descriptor as desc, put_bool, put_descriptor, put_fields, put_string, put_symbol,
-    put_symbols, put_uint, put_ulong, CompoundWriter, Decoder, FieldReader,
+    descriptor as desc, put_bool, put_descriptor, put_fields, put_string, put_symbol, put_symbols,
+    put_uint, put_ulong, CompoundWriter, Decoder, FieldReader,
 };
 use crate::error::DecodeError;
 use crate::types::{Descriptor, Fields, Symbol, Value};
@@ -193,8 +193,12 @@ impl DeliveryState {
         let mut r = FieldReader::new(dec)?;
         Ok(match d {
             desc::RECEIVED => DeliveryState::Received {
-                section_number: r.uint()?.ok_or(DecodeError::MissingField("section-number"))?,
-                section_offset: r.ulong()?.ok_or(DecodeError::MissingField("section-offset"))?,
+                section_number: r
+                    .uint()?
+                    .ok_or(DecodeError::MissingField("section-number"))?,
+                section_offset: r
+                    .ulong()?
+                    .ok_or(DecodeError::MissingField("section-offset"))?,
             },
             desc::ACCEPTED => DeliveryState::Accepted,
             desc::REJECTED => DeliveryState::Rejected { error: r.error()? },
@@ -297,11 +301,15 @@ impl Source {
         let mut w = CompoundWriter::begin(buf, LIST32);
         w.opt(buf, self.address.as_deref(), put_string);
         w.opt(buf, nonzero(self.durable), put_uint);
-        w.opt(buf, self.expiry_policy.as_ref(), |b, s| put_symbol(b, s.as_str()));
+        w.opt(buf, self.expiry_policy.as_ref(), |b, s| {
+            put_symbol(b, s.as_str())
+        });
         w.opt(buf, nonzero(self.timeout), put_uint);
         w.flag(buf, self.dynamic);
         w.opt(buf, self.dynamic_node_properties.as_ref(), put_fields);
-        w.opt(buf, self.distribution_mode.as_ref(), |b, s| put_symbol(b, s.as_str()));
+        w.opt(buf, self.distribution_mode.as_ref(), |b, s| {
+            put_symbol(b, s.as_str())
+        });
         w.opt(buf, self.filter.as_ref(), put_fields);
         w.opt(buf, self.default_outcome.as_ref(), |b, s| s.encode(b));
         w.opt(buf, self.outcomes.as_deref(), put_symbols);
@@ -348,7 +356,9 @@ impl Target {
         let mut w = CompoundWriter::begin(buf, LIST32);
         w.opt(buf, self.address.as_deref(), put_string);
         w.opt(buf, nonzero(self.durable), put_uint);
-        w.opt(buf, self.expiry_policy.as_ref(), |b, s| put_symbol(b, s.as_str()));
+        w.opt(buf, self.expiry_policy.as_ref(), |b, s| {
+            put_symbol(b, s.as_str())
+        });
         w.opt(buf, nonzero(self.timeout), put_uint);
         w.flag(buf, self.dynamic);
         w.opt(buf, self.dynamic_node_properties.as_ref(), put_fields);

@@ -32,10 +32,13 @@ fn corpus() -> Vec<Bytes> {
     let mut out = Vec::new();
     let source = Source {
         address: Some("q".into()),
-        filter: Some(vec![("f".into(), Value::Described(
-            Box::new(Value::Ulong(1)),
-            Box::new(Value::List(vec![Value::Array(vec![Value::Int(1)])])),
-        ))]),
+        filter: Some(vec![(
+            "f".into(),
+            Value::Described(
+                Box::new(Value::Ulong(1)),
+                Box::new(Value::List(vec![Value::Array(vec![Value::Int(1)])])),
+            ),
+        )]),
         default_outcome: Some(DeliveryState::Released),
         outcomes: Some(vec!["amqp:accepted:list".into()]),
         ..Source::default()
@@ -43,7 +46,10 @@ fn corpus() -> Vec<Bytes> {
     let err = Some(AmqpError {
         condition: "amqp:internal-error".into(),
         description: Some("d".into()),
-        info: Some(vec![("k".into(), Value::Map(vec![(Value::Null, Value::Uint(1))]))]),
+        info: Some(vec![(
+            "k".into(),
+            Value::Map(vec![(Value::Null, Value::Uint(1))]),
+        )]),
     });
     let message = MessageBuilder {
         header: Some(Header::default()),
@@ -160,9 +166,11 @@ fn mutate(rng: &mut XorShift, v: &mut Vec<u8>) {
             1 => v[i] ^= 1 << rng.below(8),
             // Interesting constructors and sizes.
             2 => {
-                v[i] = *[0x00, 0x40, 0x45, 0xa0, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0, 0xff, 0x01]
-                    .get(rng.below(11))
-                    .unwrap_or(&0)
+                v[i] = *[
+                    0x00, 0x40, 0x45, 0xa0, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0, 0xff, 0x01,
+                ]
+                .get(rng.below(11))
+                .unwrap_or(&0)
             }
             3 => {
                 v.remove(i);
@@ -219,8 +227,14 @@ fn mutated_valid_frames_never_panic() {
         valid += usize::from(exercise(&v));
     }
     // Both outcomes must be common, or the mutations are not exercising the decoders.
-    assert!(valid > iterations / 50, "only {valid} mutated frames parsed");
-    assert!(valid < iterations - iterations / 50, "{valid} mutated frames parsed");
+    assert!(
+        valid > iterations / 50,
+        "only {valid} mutated frames parsed"
+    );
+    assert!(
+        valid < iterations - iterations / 50,
+        "{valid} mutated frames parsed"
+    );
 }
 
 fn random_value(rng: &mut XorShift, depth: u32) -> Value {
@@ -248,7 +262,11 @@ fn random_value(rng: &mut XorShift, depth: u32) -> Value {
         19 => Value::String("é".repeat(rng.below(200))),
         20 => Value::Symbol(Symbol("s".repeat(rng.below(300)))),
         21 => Value::Symbol("sym".into()),
-        22 => Value::List((0..rng.below(5)).map(|_| random_value(rng, depth + 1)).collect()),
+        22 => Value::List(
+            (0..rng.below(5))
+                .map(|_| random_value(rng, depth + 1))
+                .collect(),
+        ),
         23 => Value::Map(
             (0..rng.below(4))
                 .map(|_| (random_value(rng, depth + 1), random_value(rng, depth + 1)))
@@ -260,7 +278,9 @@ fn random_value(rng: &mut XorShift, depth: u32) -> Value {
             // Described elements cannot themselves be described (one constructor per array).
             let item = match random_value(rng, depth + 1) {
                 Value::Null => Value::Bool(true),
-                Value::Described(d, inner) if matches!(*inner, Value::Null | Value::Described(..)) => {
+                Value::Described(d, inner)
+                    if matches!(*inner, Value::Null | Value::Described(..)) =>
+                {
                     Value::Described(d, Box::new(Value::Bool(false)))
                 }
                 v => v,

@@ -42,7 +42,8 @@ def test_garbage_gets_protocol_header_then_close(shoal, amqp, raw):
     reply = conn.read_until_eof()
 
     assert conn.eof, f"server kept the connection open after garbage (sent {reply!r})"
-    assert reply in SUPPORTED_HEADERS, f"expected exactly a protocol header, got {reply!r}"
+    # The header may be followed by an open+close explaining the error (Proton does that).
+    assert reply[:8] in SUPPORTED_HEADERS, f"expected a protocol header first, got {reply!r}"
     assert_good_client_works(shoal, amqp, "after-garbage")
 
 
@@ -52,7 +53,7 @@ def test_wrong_protocol_version_gets_supported_header_then_close(shoal, amqp, ra
     reply = conn.read_until_eof()
 
     assert conn.eof, "server kept the connection open after a wrong protocol header"
-    assert reply in SUPPORTED_HEADERS, f"expected the server's supported header, got {reply!r}"
+    assert reply[:8] in SUPPORTED_HEADERS, f"expected the server's supported header, got {reply!r}"
     assert_good_client_works(shoal, amqp, "after-wrong-header")
 
 

@@ -104,7 +104,10 @@ impl<'a> Decoder<'a> {
     }
 
     pub fn peek_u8(&self) -> Result<u8> {
-        self.buf.get(self.pos).copied().ok_or(DecodeError::Truncated)
+        self.buf
+            .get(self.pos)
+            .copied()
+            .ok_or(DecodeError::Truncated)
     }
 
     pub fn read_u8(&mut self) -> Result<u8> {
@@ -178,7 +181,9 @@ impl<'a> Decoder<'a> {
             u32::from(sub.read_u8()?)
         };
         if count as usize > sub.remaining() {
-            return Err(DecodeError::InvalidValue("element count exceeds compound size"));
+            return Err(DecodeError::InvalidValue(
+                "element count exceeds compound size",
+            ));
         }
         Ok((count, sub))
     }

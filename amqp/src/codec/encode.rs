@@ -301,22 +301,46 @@ fn put_body(buf: &mut BytesMut, code: u8, v: &Value) {
         LONG => buf.put_i64(if let Value::Long(x) = v { *x } else { 0 }),
         FLOAT => buf.put_f32(if let Value::Float(x) = v { *x } else { 0.0 }),
         DOUBLE => buf.put_f64(if let Value::Double(x) = v { *x } else { 0.0 }),
-        DECIMAL32 => buf.put_slice(&if let Value::Decimal32(x) = v { *x } else { [0; 4] }),
-        DECIMAL64 => buf.put_slice(&if let Value::Decimal64(x) = v { *x } else { [0; 8] }),
-        DECIMAL128 => buf.put_slice(&if let Value::Decimal128(x) = v { *x } else { [0; 16] }),
+        DECIMAL32 => buf.put_slice(&if let Value::Decimal32(x) = v {
+            *x
+        } else {
+            [0; 4]
+        }),
+        DECIMAL64 => buf.put_slice(&if let Value::Decimal64(x) = v {
+            *x
+        } else {
+            [0; 8]
+        }),
+        DECIMAL128 => buf.put_slice(&if let Value::Decimal128(x) = v {
+            *x
+        } else {
+            [0; 16]
+        }),
         UUID => buf.put_slice(&if let Value::Uuid(x) = v { *x } else { [0; 16] }),
-        CHAR => buf.put_u32(if let Value::Char(x) = v { u32::from(*x) } else { 0 }),
+        CHAR => buf.put_u32(if let Value::Char(x) = v {
+            u32::from(*x)
+        } else {
+            0
+        }),
         TIMESTAMP => buf.put_i64(if let Value::Timestamp(x) = v { *x } else { 0 }),
         VBIN8 | VBIN32 => {
             let data: &[u8] = if let Value::Binary(b) = v { b } else { &[] };
             put_sized(buf, code == VBIN32, data);
         }
         STR8 | STR32 => {
-            let data = if let Value::String(s) = v { s.as_bytes() } else { &[] };
+            let data = if let Value::String(s) = v {
+                s.as_bytes()
+            } else {
+                &[]
+            };
             put_sized(buf, code == STR32, data);
         }
         SYM8 | SYM32 => {
-            let data = if let Value::Symbol(s) = v { s.0.as_bytes() } else { &[] };
+            let data = if let Value::Symbol(s) = v {
+                s.0.as_bytes()
+            } else {
+                &[]
+            };
             put_sized(buf, code == SYM32, data);
         }
         LIST32 | MAP32 | ARRAY32 => {

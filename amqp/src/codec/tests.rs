@@ -71,7 +71,10 @@ fn round_trips_every_value_kind() {
         Value::List((0..100).map(|i| Value::Long(i * 1000)).collect()),
         Value::Map(vec![]),
         Value::Map(vec![
-            (Value::Symbol("k".into()), Value::List(vec![Value::Bool(true)])),
+            (
+                Value::Symbol("k".into()),
+                Value::List(vec![Value::Bool(true)]),
+            ),
             (Value::Ulong(3), Value::Null),
         ]),
         Value::Described(
@@ -115,7 +118,10 @@ fn round_trips_arrays() {
 
 #[test]
 fn heterogeneous_arrays_encode_mismatches_as_zero_values() {
-    let buf = encode(&Value::Array(vec![Value::Uint(5), Value::String("x".into())]));
+    let buf = encode(&Value::Array(vec![
+        Value::Uint(5),
+        Value::String("x".into()),
+    ]));
     assert_eq!(
         decode(&buf).unwrap(),
         Value::Array(vec![Value::Uint(5), Value::Uint(0)])
@@ -165,24 +171,45 @@ fn decodes_every_primitive_format_code() {
         (vec![0x61, 0xff, 0xfe], Value::Short(-2)),
         (vec![0x71, 0xff, 0xff, 0xff, 0xfd], Value::Int(-3)),
         (vec![0x54, 0xfc], Value::Int(-4)),
-        (vec![0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb], Value::Long(-5)),
+        (
+            vec![0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb],
+            Value::Long(-5),
+        ),
         (vec![0x55, 0xfa], Value::Long(-6)),
         (vec![0x72, 0x3f, 0xc0, 0, 0], Value::Float(1.5)),
         (vec![0x82, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0], Value::Double(1.5)),
         (vec![0x74, 1, 2, 3, 4], Value::Decimal32([1, 2, 3, 4])),
-        (vec![0x84, 1, 2, 3, 4, 5, 6, 7, 8], Value::Decimal64([1, 2, 3, 4, 5, 6, 7, 8])),
-        ([vec![0x94], vec![3; 16]].concat(), Value::Decimal128([3; 16])),
+        (
+            vec![0x84, 1, 2, 3, 4, 5, 6, 7, 8],
+            Value::Decimal64([1, 2, 3, 4, 5, 6, 7, 8]),
+        ),
+        (
+            [vec![0x94], vec![3; 16]].concat(),
+            Value::Decimal128([3; 16]),
+        ),
         (vec![0x73, 0, 0, 0, 0x41], Value::Char('A')),
-        (vec![0x83, 0, 0, 0, 0, 0, 0, 0x03, 0xe8], Value::Timestamp(1000)),
+        (
+            vec![0x83, 0, 0, 0, 0, 0, 0, 0x03, 0xe8],
+            Value::Timestamp(1000),
+        ),
         ([vec![0x98], vec![7; 16]].concat(), Value::Uuid([7; 16])),
-        (vec![0xa0, 2, 1, 2], Value::Binary(Bytes::from_static(&[1, 2]))),
-        (vec![0xb0, 0, 0, 0, 1, 9], Value::Binary(Bytes::from_static(&[9]))),
+        (
+            vec![0xa0, 2, 1, 2],
+            Value::Binary(Bytes::from_static(&[1, 2])),
+        ),
+        (
+            vec![0xb0, 0, 0, 0, 1, 9],
+            Value::Binary(Bytes::from_static(&[9])),
+        ),
         (vec![0xa1, 2, b'h', b'i'], Value::String("hi".into())),
         (vec![0xb1, 0, 0, 0, 1, b'h'], Value::String("h".into())),
         (vec![0xa3, 1, b's'], Value::Symbol("s".into())),
         (vec![0xb3, 0, 0, 0, 1, b's'], Value::Symbol("s".into())),
         (vec![0x45], Value::List(vec![])),
-        (vec![0xc0, 3, 2, 0x41, 0x40], Value::List(vec![Value::Bool(true), Value::Null])),
+        (
+            vec![0xc0, 3, 2, 0x41, 0x40],
+            Value::List(vec![Value::Bool(true), Value::Null]),
+        ),
         (
             vec![0xd0, 0, 0, 0, 5, 0, 0, 0, 1, 0x43],
             Value::List(vec![Value::Uint(0)]),
@@ -229,7 +256,10 @@ fn rejects_invalid_input() {
     assert_eq!(decode(&[0xff]), Err(DecodeError::InvalidConstructor(0xff)));
     assert_eq!(decode(&[0x70, 0, 0]), Err(DecodeError::Truncated));
     assert_eq!(decode(&[]), Err(DecodeError::Truncated));
-    assert_eq!(decode(&[0xa1, 2, 0xff, 0xfe]), Err(DecodeError::InvalidUtf8));
+    assert_eq!(
+        decode(&[0xa1, 2, 0xff, 0xfe]),
+        Err(DecodeError::InvalidUtf8)
+    );
     assert_eq!(decode(&[0xa1, 5, b'a']), Err(DecodeError::Truncated));
     assert_eq!(
         decode(&[0x56, 2]),

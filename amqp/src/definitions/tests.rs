@@ -164,7 +164,10 @@ fn enums_map_to_wire_values() {
     }
     assert_eq!(SenderSettleMode::default(), SenderSettleMode::Mixed);
     assert_eq!(ReceiverSettleMode::default(), ReceiverSettleMode::First);
-    assert_eq!(ReceiverSettleMode::from_u8(1), Ok(ReceiverSettleMode::Second));
+    assert_eq!(
+        ReceiverSettleMode::from_u8(1),
+        Ok(ReceiverSettleMode::Second)
+    );
     assert!(ReceiverSettleMode::from_u8(2).is_err());
 }
 

@@ -126,13 +126,17 @@ pub struct AmqpFrame {
 
 /// Validates the header of a whole frame and returns (type, channel, body).
 fn split_frame(frame: &Bytes) -> Result<(u8, u16, Bytes), DecodeError> {
-    let header = frame.get(..FRAME_HEADER_SIZE).ok_or(DecodeError::Truncated)?;
+    let header = frame
+        .get(..FRAME_HEADER_SIZE)
+        .ok_or(DecodeError::Truncated)?;
     let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
     if size > frame.len() {
         return Err(DecodeError::Truncated);
     }
     if size != frame.len() {
-        return Err(DecodeError::InvalidValue("frame size field differs from frame length"));
+        return Err(DecodeError::InvalidValue(
+            "frame size field differs from frame length",
+        ));
     }
     let doff = usize::from(header[4]) * 4;
     if doff < FRAME_HEADER_SIZE || doff > size {

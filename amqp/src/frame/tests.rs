@@ -9,9 +9,18 @@ fn parses_protocol_headers() {
     assert_eq!(parse_protocol_header(b""), Ok(None));
     assert_eq!(parse_protocol_header(b"AM"), Ok(None));
     assert_eq!(parse_protocol_header(b"AMQP\x00\x01\x00"), Ok(None));
-    assert_eq!(parse_protocol_header(&AMQP_HEADER), Ok(Some(ProtocolId::Amqp)));
-    assert_eq!(parse_protocol_header(&SASL_HEADER), Ok(Some(ProtocolId::Sasl)));
-    assert_eq!(parse_protocol_header(&TLS_HEADER), Ok(Some(ProtocolId::Tls)));
+    assert_eq!(
+        parse_protocol_header(&AMQP_HEADER),
+        Ok(Some(ProtocolId::Amqp))
+    );
+    assert_eq!(
+        parse_protocol_header(&SASL_HEADER),
+        Ok(Some(ProtocolId::Sasl))
+    );
+    assert_eq!(
+        parse_protocol_header(&TLS_HEADER),
+        Ok(Some(ProtocolId::Tls))
+    );
     // Trailing bytes (the first frame) do not matter.
     assert_eq!(
         parse_protocol_header(b"AMQP\x03\x01\x00\x00\x00\x00"),
@@ -62,7 +71,10 @@ fn check_frame_rejects_oversized_and_malformed_frames() {
     // Oversized is known from the first 4 bytes, before the rest arrives.
     assert_eq!(
         check_frame(&[0, 0, 2, 1], 512),
-        Err(FrameError::TooLarge { size: 513, max: 512 })
+        Err(FrameError::TooLarge {
+            size: 513,
+            max: 512
+        })
     );
     assert_eq!(
         check_frame(&[0xff, 0xff, 0xff, 0xff], u32::MAX - 1),
@@ -148,13 +160,13 @@ fn parse_amqp_frame_rejects_bad_frames() {
     ));
     // Huge declared sizes inside the performative.
     let frame = Bytes::from_static(&[
-        0, 0, 0, 20, 2, 0, 0, 0, 0x00, 0x53, 0x13, 0xd0, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff,
-        0xff, 0xff,
+        0, 0, 0, 20, 2, 0, 0, 0, 0x00, 0x53, 0x13, 0xd0, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff, 0xff,
+        0xff,
     ]);
     assert_eq!(parse_amqp_frame(frame), Err(DecodeError::Truncated));
     let frame = Bytes::from_static(&[
-        0, 0, 0, 20, 2, 0, 0, 0, 0x00, 0x53, 0x13, 0xd0, 0x00, 0x00, 0x00, 0x04, 0xff, 0xff,
-        0xff, 0xff,
+        0, 0, 0, 20, 2, 0, 0, 0, 0x00, 0x53, 0x13, 0xd0, 0x00, 0x00, 0x00, 0x04, 0xff, 0xff, 0xff,
+        0xff,
     ]);
     assert!(matches!(
         parse_amqp_frame(frame),

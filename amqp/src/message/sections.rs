@@ -53,7 +53,11 @@ impl Header {
         put_descriptor(buf, desc::HEADER);
         let mut w = CompoundWriter::begin(buf, LIST32);
         w.opt(buf, self.durable.then_some(true), put_bool);
-        w.opt(buf, (self.priority != 4).then_some(self.priority), put_ubyte);
+        w.opt(
+            buf,
+            (self.priority != 4).then_some(self.priority),
+            put_ubyte,
+        );
         w.opt(buf, self.ttl, put_uint);
         w.opt(buf, self.first_acquirer.then_some(true), put_bool);
         w.opt(buf, nonzero(self.delivery_count), put_uint);
@@ -113,8 +117,12 @@ impl Properties {
         w.opt(buf, self.subject.as_deref(), put_string);
         w.opt(buf, self.reply_to.as_deref(), put_string);
         w.opt(buf, self.correlation_id.as_ref(), put_value);
-        w.opt(buf, self.content_type.as_ref(), |b, s| put_symbol(b, s.as_str()));
-        w.opt(buf, self.content_encoding.as_ref(), |b, s| put_symbol(b, s.as_str()));
+        w.opt(buf, self.content_type.as_ref(), |b, s| {
+            put_symbol(b, s.as_str())
+        });
+        w.opt(buf, self.content_encoding.as_ref(), |b, s| {
+            put_symbol(b, s.as_str())
+        });
         w.opt(buf, self.absolute_expiry_time, put_timestamp);
         w.opt(buf, self.creation_time, put_timestamp);
         w.opt(buf, self.group_id.as_deref(), put_string);

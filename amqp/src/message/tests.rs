@@ -48,7 +48,10 @@ fn builder_round_trips_through_decode_message() {
     let bodies = [
         Body::Empty,
         Body::Data(Bytes::from(vec![5u8; 70_000])),
-        Body::Value(Value::List(vec![Value::Uint(1), Value::String("two".into())])),
+        Body::Value(Value::List(vec![
+            Value::Uint(1),
+            Value::String("two".into()),
+        ])),
         Body::Value(Value::String("hello".into())),
     ];
     for body in bodies {
@@ -97,7 +100,10 @@ fn scan_skips_annotations_and_stops_at_the_body() {
         &mut buf,
         &vec![(
             Symbol::from("x-opt-deep"),
-            Value::List(vec![Value::Map(vec![(Value::Null, Value::Binary(Bytes::from(vec![0; 400])))])]),
+            Value::List(vec![Value::Map(vec![(
+                Value::Null,
+                Value::Binary(Bytes::from(vec![0; 400])),
+            )])]),
         )],
     );
     Header::default().encode(&mut buf);
@@ -122,11 +128,18 @@ fn scan_is_incomplete_on_every_truncation_before_properties() {
         .find(|&n| matches!(scan_message(&bytes[..n]), Ok(Scan::Complete(_))))
         .unwrap();
     for n in 0..complete_at {
-        assert_eq!(scan_message(&bytes[..n]), Ok(Scan::Incomplete), "prefix {n}");
+        assert_eq!(
+            scan_message(&bytes[..n]),
+            Ok(Scan::Incomplete),
+            "prefix {n}"
+        );
     }
     // Properties end well before the body: the rest is not needed.
     assert!(complete_at < bytes.len() - 8);
-    assert_eq!(scan_message(&bytes[..complete_at]), Ok(Scan::Complete(info_of(&m))));
+    assert_eq!(
+        scan_message(&bytes[..complete_at]),
+        Ok(Scan::Complete(info_of(&m)))
+    );
 
     // Without properties, a cut-off body descriptor is still incomplete, and the body's
     // descriptor alone is enough.
@@ -142,7 +155,11 @@ fn scan_is_incomplete_on_every_truncation_before_properties() {
         b.len()
     };
     for n in 0..header_len + 3 {
-        assert_eq!(scan_message(&bytes[..n]), Ok(Scan::Incomplete), "prefix {n}");
+        assert_eq!(
+            scan_message(&bytes[..n]),
+            Ok(Scan::Incomplete),
+            "prefix {n}"
+        );
     }
     assert!(matches!(
         scan_message(&bytes[..header_len + 3]),
@@ -198,7 +215,10 @@ fn decode_message_handles_multiple_body_sections() {
         put_value(&mut buf, &Value::List(vec![v]));
     }
     let m = decode_message(&buf).unwrap();
-    assert_eq!(m.body, Body::Value(Value::List(vec![Value::Uint(1), Value::Uint(2)])));
+    assert_eq!(
+        m.body,
+        Body::Value(Value::List(vec![Value::Uint(1), Value::Uint(2)]))
+    );
 
     // Truncation is an error for a whole-message decode.
     let bytes = full_message().to_bytes();

@@ -4,8 +4,8 @@ use bytes::BytesMut;
 
 use crate::codec::code::LIST32;
 use crate::codec::{
-    descriptor as desc, put_descriptor, put_fields, put_string, put_symbols, put_uint,
-    put_ushort, CompoundWriter, FieldReader,
+    descriptor as desc, put_descriptor, put_fields, put_string, put_symbols, put_uint, put_ushort,
+    CompoundWriter, FieldReader,
 };
 use crate::definitions::AmqpError;
 use crate::error::DecodeError;
@@ -51,7 +51,9 @@ impl Default for Open {
 impl Open {
     pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self> {
         Ok(Open {
-            container_id: r.string()?.ok_or(DecodeError::MissingField("container-id"))?,
+            container_id: r
+                .string()?
+                .ok_or(DecodeError::MissingField("container-id"))?,
             hostname: r.string()?,
             max_frame_size: r.uint()?.unwrap_or(u32::MAX),
             channel_max: r.ushort()?.unwrap_or(u16::MAX),
@@ -69,8 +71,16 @@ impl Open {
         let mut w = CompoundWriter::begin(buf, LIST32);
         w.item(buf, |b| put_string(b, &self.container_id));
         w.opt(buf, self.hostname.as_deref(), put_string);
-        w.opt(buf, (self.max_frame_size != u32::MAX).then_some(self.max_frame_size), put_uint);
-        w.opt(buf, (self.channel_max != u16::MAX).then_some(self.channel_max), put_ushort);
+        w.opt(
+            buf,
+            (self.max_frame_size != u32::MAX).then_some(self.max_frame_size),
+            put_uint,
+        );
+        w.opt(
+            buf,
+            (self.channel_max != u16::MAX).then_some(self.channel_max),
+            put_ushort,
+        );
         w.opt(buf, self.idle_time_out, put_uint);
         w.opt(buf, self.outgoing_locales.as_deref(), put_symbols);
         w.opt(buf, self.incoming_locales.as_deref(), put_symbols);
@@ -114,9 +124,15 @@ impl Begin {
     pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self> {
         Ok(Begin {
             remote_channel: r.ushort()?,
-            next_outgoing_id: r.uint()?.ok_or(DecodeError::MissingField("next-outgoing-id"))?,
-            incoming_window: r.uint()?.ok_or(DecodeError::MissingField("incoming-window"))?,
-            outgoing_window: r.uint()?.ok_or(DecodeError::MissingField("outgoing-window"))?,
+            next_outgoing_id: r
+                .uint()?
+                .ok_or(DecodeError::MissingField("next-outgoing-id"))?,
+            incoming_window: r
+                .uint()?
+                .ok_or(DecodeError::MissingField("incoming-window"))?,
+            outgoing_window: r
+                .uint()?
+                .ok_or(DecodeError::MissingField("outgoing-window"))?,
             handle_max: r.uint()?.unwrap_or(u32::MAX),
             offered_capabilities: r.symbols()?,
             desired_capabilities: r.symbols()?,
@@ -131,7 +147,11 @@ impl Begin {
         w.item(buf, |b| put_uint(b, self.next_outgoing_id));
         w.item(buf, |b| put_uint(b, self.incoming_window));
         w.item(buf, |b| put_uint(b, self.outgoing_window));
-        w.opt(buf, (self.handle_max != u32::MAX).then_some(self.handle_max), put_uint);
+        w.opt(
+            buf,
+            (self.handle_max != u32::MAX).then_some(self.handle_max),
+            put_uint,
+        );
         w.opt(buf, self.offered_capabilities.as_deref(), put_symbols);
         w.opt(buf, self.desired_capabilities.as_deref(), put_symbols);
         w.opt(buf, self.properties.as_ref(), put_fields);

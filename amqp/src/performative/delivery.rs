@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::code::LIST32;
 use crate::codec::{
-    descriptor as desc, put_binary, put_bool, put_descriptor, put_ubyte, put_uint,
-    CompoundWriter, FieldReader,
+    descriptor as desc, put_binary, put_bool, put_descriptor, put_ubyte, put_uint, CompoundWriter,
+    FieldReader,
 };
 use crate::definitions::{DeliveryState, ReceiverSettleMode, Role};
 use crate::error::DecodeError;
@@ -57,7 +57,11 @@ impl Transfer {
         w.opt(buf, self.message_format, put_uint);
         w.opt(buf, self.settled, put_bool);
         w.flag(buf, self.more);
-        w.opt(buf, self.rcv_settle_mode.map(ReceiverSettleMode::as_u8), put_ubyte);
+        w.opt(
+            buf,
+            self.rcv_settle_mode.map(ReceiverSettleMode::as_u8),
+            put_ubyte,
+        );
         w.opt(buf, self.state.as_ref(), |b, s| s.encode(b));
         w.flag(buf, self.resume);
         w.flag(buf, self.aborted);

@@ -4,8 +4,8 @@ use bytes::BytesMut;
 
 use crate::codec::code::LIST32;
 use crate::codec::{
-    descriptor as desc, put_bool, put_descriptor, put_fields, put_string, put_symbols,
-    put_ubyte, put_uint, put_ulong, put_value, CompoundWriter, FieldReader,
+    descriptor as desc, put_bool, put_descriptor, put_fields, put_string, put_symbols, put_ubyte,
+    put_uint, put_ulong, put_value, CompoundWriter, FieldReader,
 };
 use crate::definitions::{AmqpError, ReceiverSettleMode, Role, SenderSettleMode, Source, Target};
 use crate::error::DecodeError;
@@ -66,9 +66,17 @@ impl Attach {
         w.item(buf, |b| put_uint(b, self.handle));
         w.item(buf, |b| put_bool(b, self.role.as_bool()));
         let snd = self.snd_settle_mode;
-        w.opt(buf, (snd != SenderSettleMode::Mixed).then_some(snd.as_u8()), put_ubyte);
+        w.opt(
+            buf,
+            (snd != SenderSettleMode::Mixed).then_some(snd.as_u8()),
+            put_ubyte,
+        );
         let rcv = self.rcv_settle_mode;
-        w.opt(buf, (rcv != ReceiverSettleMode::First).then_some(rcv.as_u8()), put_ubyte);
+        w.opt(
+            buf,
+            (rcv != ReceiverSettleMode::First).then_some(rcv.as_u8()),
+            put_ubyte,
+        );
         w.opt(buf, self.source.as_deref(), |b, s| s.encode(b));
         w.opt(buf, self.target.as_deref(), |b, t| t.encode(b));
         w.opt(buf, self.unsettled.as_ref(), put_value);
@@ -102,9 +110,15 @@ impl Flow {
     pub(crate) fn decode(r: &mut FieldReader<'_>) -> Result<Self> {
         Ok(Flow {
             next_incoming_id: r.uint()?,
-            incoming_window: r.uint()?.ok_or(DecodeError::MissingField("incoming-window"))?,
-            next_outgoing_id: r.uint()?.ok_or(DecodeError::MissingField("next-outgoing-id"))?,
-            outgoing_window: r.uint()?.ok_or(DecodeError::MissingField("outgoing-window"))?,
+            incoming_window: r
+                .uint()?
+                .ok_or(DecodeError::MissingField("incoming-window"))?,
+            next_outgoing_id: r
+                .uint()?
+                .ok_or(DecodeError::MissingField("next-outgoing-id"))?,
+            outgoing_window: r
+                .uint()?
+                .ok_or(DecodeError::MissingField("outgoing-window"))?,
             handle: r.uint()?,
             delivery_count: r.uint()?,
             link_credit: r.uint()?,

@@ -92,7 +92,17 @@ macro_rules! from_variant {
         }
     )*};
 }
-from_variant!(Open, Begin, Attach, Flow, Transfer, Disposition, Detach, End, Close);
+from_variant!(
+    Open,
+    Begin,
+    Attach,
+    Flow,
+    Transfer,
+    Disposition,
+    Detach,
+    End,
+    Close
+);
 
 #[cfg(test)]
 mod tests;

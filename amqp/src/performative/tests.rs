@@ -191,7 +191,11 @@ fn round_trips_large_values_in_32_bit_forms() {
     let mut open = full_open();
     open.container_id = long.clone();
     open.offered_capabilities = Some(vec![Symbol(long.clone()), "short".into()]);
-    open.properties = Some((0..300).map(|i| (Symbol(format!("k{i}")), Value::Uint(i))).collect());
+    open.properties = Some(
+        (0..300)
+            .map(|i| (Symbol(format!("k{i}")), Value::Uint(i)))
+            .collect(),
+    );
     round_trip(Performative::Open(open));
     let mut source = full_source();
     source.address = Some(long);
@@ -234,7 +238,10 @@ fn encodes_compactly() {
     .encode(&mut buf);
     assert_eq!(
         &buf[..],
-        &[0x00, 0x53, 0x15, 0xc0, 0x0a, 0x05, 0x41, 0x52, 0x07, 0x40, 0x41, 0x00, 0x53, 0x24, 0x45]
+        &[
+            0x00, 0x53, 0x15, 0xc0, 0x0a, 0x05, 0x41, 0x52, 0x07, 0x40, 0x41, 0x00, 0x53, 0x24,
+            0x45
+        ]
     );
 }
 
@@ -335,7 +342,10 @@ fn decodes_a_hand_written_transfer_zero_copy() {
     assert_eq!(&f.payload[..], b"\x00\x53\x77\xa1\x02hi");
     let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
     assert!(range.contains(&(tag.as_ptr() as usize)), "tag was copied");
-    assert!(range.contains(&(f.payload.as_ptr() as usize)), "payload was copied");
+    assert!(
+        range.contains(&(f.payload.as_ptr() as usize)),
+        "payload was copied"
+    );
 }
 
 #[test]
@@ -366,7 +376,9 @@ fn missing_mandatory_fields_are_reported() {
         ))
     );
     // A null mandatory field is as missing as an absent one.
-    let frame = vec![0, 0, 0, 15, 2, 0, 0, 0, 0x00, 0x53, 0x14, 0xc0, 0x02, 0x01, 0x40];
+    let frame = vec![
+        0, 0, 0, 15, 2, 0, 0, 0, 0x00, 0x53, 0x14, 0xc0, 0x02, 0x01, 0x40,
+    ];
     assert_eq!(
         parse_amqp_frame(Bytes::from(frame)),
         Err(DecodeError::MissingField("handle"))
@@ -377,8 +389,8 @@ fn missing_mandatory_fields_are_reported() {
 fn ignores_unknown_trailing_fields() {
     // detach with handle 1, closed true, error null, then two extra fields from the future.
     let frame = vec![
-        0, 0, 0, 21, 2, 0, 0, 0, 0x00, 0x53, 0x16, 0xc0, 0x08, 0x05, 0x52, 0x01, 0x41, 0x40,
-        0xa1, 0x00, 0x41,
+        0, 0, 0, 21, 2, 0, 0, 0, 0x00, 0x53, 0x16, 0xc0, 0x08, 0x05, 0x52, 0x01, 0x41, 0x40, 0xa1,
+        0x00, 0x41,
     ];
     let f = parse_amqp_frame(Bytes::from(frame)).unwrap();
     assert_eq!(
@@ -396,7 +408,9 @@ fn coordinator_target_is_unsupported() {
     let mut buf = BytesMut::new();
     crate::codec::put_descriptor(&mut buf, 0x12);
     // attach: name "txn", handle 0, role sender, null, null, source null, target coordinator
-    buf.extend_from_slice(&[0xc0, 0x0f, 0x07, 0xa1, 0x03, b't', b'x', b'n', 0x43, 0x42, 0x40]);
+    buf.extend_from_slice(&[
+        0xc0, 0x0f, 0x07, 0xa1, 0x03, b't', b'x', b'n', 0x43, 0x42, 0x40,
+    ]);
     buf.extend_from_slice(&[0x40, 0x40, 0x00, 0x53, 0x30, 0x45]);
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&((buf.len() + 8) as u32).to_be_bytes());

@@ -4,7 +4,7 @@ use shoal_amqp::{
     AmqpError, DeliveryState, Detach, Disposition, Performative, Role, Transfer, TRANSFER_OVERHEAD_MAX,
 };
 
-use super::engine::Engine;
+use super::engine::{Engine, PendingDisposition};
 use super::session::{Blocked, LinkState, OurRole};
 use crate::core::api::{Command, DeliveryKey, Event, Msg};
 
@@ -130,18 +130,39 @@ impl Engine {
         self.flows_due.clear();
     }
 
+    /// Settle a delivery the peer sent us. Consecutive ids with the same outcome go out as one ranged
+    /// disposition (under load, one frame settles a whole batch).
     fn settle(&mut self, local: u64, delivery_id: u32, state: DeliveryState) {
         let Some(link) = self.link(local) else { return };
         let channel = link.channel;
+        if let Some(p) = &mut self.pending_disposition {
+            if p.channel == channel && p.last.wrapping_add(1) == delivery_id && p.state == state {
+                p.last = delivery_id;
+                return;
+            }
+        }
+        self.flush_disposition();
+        self.pending_disposition = Some(PendingDisposition {
+            channel,
+            first: delivery_id,
+            last: delivery_id,
+            state,
+        });
+    }
+
+    pub(super) fn flush_disposition(&mut self) {
+        let Some(p) = self.pending_disposition.take() else {
+            return;
+        };
         let disposition = Disposition {
             role: Role::Receiver,
-            first: delivery_id,
-            last: None,
+            first: p.first,
+            last: (p.last != p.first).then_some(p.last),
             settled: true,
-            state: Some(state),
+            state: Some(p.state),
             batchable: false,
         };
-        self.emit(channel, &Performative::Disposition(disposition));
+        shoal_amqp::encode_frame(self.out.frames(), p.channel, &Performative::Disposition(disposition), &[]);
     }
 
     fn deliver(&mut self, local: u64, delivery: Option<DeliveryKey>, msg: Msg) {
@@ -207,9 +228,7 @@ impl Engine {
 
     /// Write a delivery's frames while the peer's session window allows; returns what is left if it closed.
     fn send_frames(&mut self, channel: u16, mut d: Blocked) -> Option<Blocked> {
-        let Some(handle) = self.link(d.link).map(|l| l.handle) else {
-            return None;
-        };
+        let handle = self.link(d.link).map(|l| l.handle)?;
         let max_payload = (self.remote_max_frame as usize).saturating_sub(TRANSFER_OVERHEAD_MAX).max(1);
         let total = d.msg.chunks.len();
         loop {
@@ -225,7 +244,7 @@ impl Engine {
             let transfer = Transfer {
                 handle,
                 delivery_id: first.then_some(d.delivery_id),
-                delivery_tag: first.then(|| bytes::Bytes::copy_from_slice(&d.delivery_id.to_be_bytes())),
+                delivery_tag: first.then(|| self.tag(d.delivery_id)),
                 message_format: first.then_some(0),
                 settled: (first && d.settled).then_some(true),
                 more,
@@ -243,6 +262,15 @@ impl Engine {
                 return None;
             }
         }
+    }
+
+    /// A delivery tag (the delivery-id's bytes), cut from a shared arena so tags cost no allocation each.
+    fn tag(&mut self, delivery_id: u32) -> bytes::Bytes {
+        if self.tag_arena.capacity() < 4 {
+            self.tag_arena.reserve(16 * 1024);
+        }
+        self.tag_arena.extend_from_slice(&delivery_id.to_be_bytes());
+        self.tag_arena.split_to(4).freeze()
     }
 
     /// Append payload bytes [offset, offset + n) of a message, slicing its chunks without copying them.

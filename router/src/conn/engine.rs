@@ -59,6 +59,16 @@ pub struct Engine {
     pub(super) link_generation: u32,
     /// Receiving links whose credit changed in this batch of commands.
     pub(super) flows_due: Vec<u64>,
+    /// A disposition being extended over consecutive delivery ids; written before any other frame.
+    pub(super) pending_disposition: Option<PendingDisposition>,
+    pub(super) tag_arena: BytesMut,
+}
+
+pub struct PendingDisposition {
+    pub channel: u16,
+    pub first: u32,
+    pub last: u32,
+    pub state: shoal_amqp::DeliveryState,
 }
 
 impl Engine {
@@ -86,6 +96,8 @@ impl Engine {
             links: Slab::new(),
             link_generation: 0,
             flows_due: Vec::new(),
+            pending_disposition: None,
+            tag_arena: BytesMut::new(),
         }
     }
 
@@ -156,7 +168,7 @@ impl Engine {
 
     /// Tell the core the connection is gone: every delivery we hold unsettled for a receiver goes back first.
     async fn finish(mut self) {
-        for (_, session) in self.sessions.iter_mut().enumerate() {
+        for session in self.sessions.iter_mut() {
             if let Some(session) = session.as_mut() {
                 for entry in session.unsettled.drain(..).flatten() {
                     let (local, delivery) = entry;
@@ -208,6 +220,7 @@ impl Engine {
         }
         self.commands = commands;
         self.send_due_flows();
+        self.flush_disposition();
     }
 
     fn next_tick(&self) -> Instant {
@@ -342,6 +355,7 @@ impl Engine {
 
     /// Encode one frame with no payload.
     pub(super) fn emit(&mut self, channel: u16, performative: &Performative) {
+        self.flush_disposition();
         shoal_amqp::encode_frame(self.out.frames(), channel, performative, &[]);
     }
 
