@@ -1,1 +1,68 @@
-//! Test support.
+//! What Shoal's tests share: an in-process `shoal standalone` on ephemeral ports, and `assert_eventually!`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use shoal::standalone::{Options, Standalone};
+
+/// A standalone Shoal on 127.0.0.1 ephemeral ports with its own temporary data dir.
+pub struct TestShoal {
+    pub shoal: Standalone,
+    _dir: tempfile::TempDir,
+}
+
+impl TestShoal {
+    pub async fn start() -> TestShoal {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Start with options adjusted by `tweak` (listen addresses default to port 0).
+    pub async fn start_with(tweak: impl FnOnce(&mut Options)) -> TestShoal {
+        let dir = tempfile::tempdir().expect("a temporary data dir");
+        let mut opts = Options::ephemeral(dir.path().to_path_buf());
+        opts.drain_grace = Duration::from_secs(2);
+        tweak(&mut opts);
+        let shoal = Standalone::start(opts).await.expect("shoal starts");
+        TestShoal { shoal, _dir: dir }
+    }
+
+    pub fn amqp(&self) -> SocketAddr {
+        self.shoal.amqp
+    }
+
+    pub fn http(&self) -> SocketAddr {
+        self.shoal.http
+    }
+
+    pub fn router(&self) -> shoal_router::RouterHandle {
+        self.shoal.router()
+    }
+
+    /// One address's counters right now.
+    pub async fn address_stats(&self, address: &str) -> Option<shoal_router::core::metrics::AddressSnapshot> {
+        let snap = self.router().snapshot().await.ok()?;
+        snap.addresses.into_iter().find(|a| a.address == address)
+    }
+
+    pub async fn shutdown(self) {
+        self.shoal.shutdown().await
+    }
+}
+
+/// Retry an async condition until it holds or a deadline passes (default 5 s), then fail with its message.
+/// For state that changes asynchronously with no event to await (counters, gauges).
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $($msg:tt)+) => {{
+        let deadline = ::std::time::Instant::now() + ::std::time::Duration::from_secs(5);
+        loop {
+            if $cond {
+                break;
+            }
+            if ::std::time::Instant::now() > deadline {
+                panic!($($msg)+);
+            }
+            ::tokio::time::sleep(::std::time::Duration::from_millis(10)).await;
+        }
+    }};
+}

@@ -31,8 +31,10 @@ pub const FRAME_HEADER_SIZE: usize = 8;
 /// small state (accepted/released). A sender splits payloads into frames of at most
 /// `max_frame_size - TRANSFER_OVERHEAD_MAX` bytes.
 ///
-/// Worst case today: 8 (header) + 3 (descriptor) + 9 (list32 header) + 5 (handle) +
-/// 5 (delivery-id) + 10 (tag) + 5 (message-format) + 1 + 1 + 2 + 4 (state) + 1 + 1 + 1 = 57.
+/// Worst case today: 8 (header) + 3 (descriptor) + 3 (list8 header: the fields never need
+/// list32) + 5 (handle) + 5 (delivery-id) + 10 (tag) + 5 (message-format) + 1 (settled) +
+/// 1 (more) + 2 (rcv-settle-mode) + 4 (accepted) + 3 (resume, aborted, batchable) = 50; the
+/// constant leaves headroom.
 pub const TRANSFER_OVERHEAD_MAX: usize = 64;
 
 /// The three protocol layers a connection can start with.

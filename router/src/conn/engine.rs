@@ -121,6 +121,8 @@ impl Engine {
         let mut shutdown = self.ctx.shutdown.clone();
         // Frames that arrived with the handshake.
         self.on_bytes(&mut rbuf);
+        let timer = tokio::time::sleep_until(self.next_tick());
+        tokio::pin!(timer);
         loop {
             if !self.events.is_empty() && !self.flush_events().await {
                 break;
@@ -131,6 +133,9 @@ impl Engine {
             let reading = !self.closing && !self.budget.over();
             let taking = !self.closing && self.out.len() < OUT_HIGH_WATER;
             let tick = self.next_tick();
+            if timer.deadline() != tick {
+                timer.as_mut().reset(tick);
+            }
             tokio::select! {
                 read = async {
                     rbuf.reserve(READ_CHUNK);
@@ -156,7 +161,7 @@ impl Engine {
                     }
                 },
                 _ = self.budget.wait_below_half(), if !reading && !self.closing => {}
-                _ = tokio::time::sleep_until(tick) => self.on_tick(),
+                _ = &mut timer => self.on_tick(),
                 _ = shutdown.changed(), if !self.closing => {
                     self.close(Some(AmqpError::new(condition::CONNECTION_FORCED, "the router is shutting down")));
                 }

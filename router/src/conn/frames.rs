@@ -62,49 +62,57 @@ impl Engine {
     pub(super) fn on_end(&mut self, channel: u16, end: End) -> ConnResult {
         let session = self.session(channel)?;
         let ending = session.ending;
-        let links: Vec<u64> = session.links.values().copied().collect();
-        for link in links {
-            self.drop_link(link);
-        }
         if let Some(e) = end.error {
             tracing::info!(conn = self.id, "peer ended session with {}", e.condition.as_str());
         }
         self.release_session(channel);
+        if let Some(slot) = self.sessions.get_mut(channel as usize) {
+            *slot = None;
+        }
         if !ending {
             self.emit(channel, &Performative::End(End { error: None }));
         }
         Ok(())
     }
 
-    /// Give back what a session held (unsettled and blocked deliveries) and forget it.
+    /// Give back what a session held (its links, unsettled and blocked deliveries); the slot stays until the
+    /// peer's `end`.
     fn release_session(&mut self, channel: u16) {
-        let Some(mut session) = self.sessions.get_mut(channel as usize).and_then(Option::take) else {
-            return;
-        };
-        for (link, delivery) in session.unsettled.drain(..).flatten() {
+        let Ok(session) = self.session(channel) else { return };
+        let links: Vec<u64> = session.links.values().copied().collect();
+        for link in links {
+            self.drop_link(link);
+        }
+        let Ok(session) = self.session(channel) else { return };
+        let unsettled: Vec<_> = session.unsettled.drain(..).flatten().collect();
+        let blocked: Vec<_> = session.blocked.drain(..).collect();
+        for (link, delivery) in unsettled {
             self.release(link, delivery);
         }
-        for b in session.blocked.drain(..) {
+        for b in blocked {
             if let Some(delivery) = b.delivery {
                 self.release(b.link, delivery);
             }
         }
     }
 
-    /// End a session with an error (a session-level protocol violation).
+    /// End a session with an error (a session-level protocol violation). Frames the peer sent before it sees
+    /// our `end` are ignored until its own `end` arrives.
     pub(super) fn end_session(&mut self, channel: u16, error: AmqpError) {
         let Ok(session) = self.session(channel) else { return };
-        session.ending = true;
-        let links: Vec<u64> = session.links.values().copied().collect();
-        for link in links {
-            self.drop_link(link);
+        if session.ending {
+            return;
         }
+        session.ending = true;
         self.release_session(channel);
         self.emit(channel, &Performative::End(End { error: Some(error) }));
     }
 
     pub(super) fn on_attach(&mut self, channel: u16, attach: Attach) -> ConnResult {
         let session = self.session(channel)?;
+        if session.ending {
+            return Ok(());
+        }
         if attach.handle > session.handle_max {
             return Err(ConnError::new(
                 condition::NOT_ALLOWED,
@@ -190,6 +198,10 @@ impl Engine {
     /// The link key behind a handle, or the session error for an unknown handle.
     fn link_for(&mut self, channel: u16, handle: u32) -> Result<Option<u64>, ConnError> {
         let session = self.session(channel)?;
+        if session.ending || session.detaching.contains(&handle) {
+            // In flight before the peer saw our end or detach: not an error, just too late.
+            return Ok(None);
+        }
         match session.links.get(&handle) {
             Some(key) => Ok(Some(*key)),
             None => {
@@ -215,6 +227,11 @@ impl Engine {
     }
 
     pub(super) fn on_detach(&mut self, channel: u16, detach: Detach) -> ConnResult {
+        let session = self.session(channel)?;
+        if session.detaching.remove(&detach.handle) {
+            // The answer to a detach we sent.
+            return Ok(());
+        }
         let Some(key) = self.link_for(channel, detach.handle)? else {
             return Ok(());
         };
@@ -446,6 +463,9 @@ impl Engine {
         let Some(link) = self.link(key) else { return };
         let (channel, handle) = (link.channel, link.handle);
         self.drop_link(key);
+        if let Ok(session) = self.session(channel) {
+            session.detaching.insert(handle);
+        }
         self.emit(
             channel,
             &Performative::Detach(Detach {

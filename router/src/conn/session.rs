@@ -87,6 +87,8 @@ pub struct Session {
     pub blocked: VecDeque<Blocked>,
     /// Set when we sent `end` and wait for the peer's.
     pub ending: bool,
+    /// Handles we detached (with an error, or refusing an attach) whose peer detach has not arrived yet.
+    pub detaching: std::collections::HashSet<u32>,
 }
 
 impl Session {
@@ -104,6 +106,7 @@ impl Session {
             unsettled_base: 0,
             blocked: VecDeque::new(),
             ending: false,
+            detaching: Default::default(),
         }
     }
 
