@@ -112,6 +112,10 @@ class Harness:
         self.container = Container(_Global(self))
         self.container.timeout = 0.2
         self.container.start()
+        # The reactor winds itself down once it has no I/O and no timers (e.g.
+        # after a refused connection); a far-off timer keeps it serving later
+        # connections of the same test.
+        self._keepalive = self.container.schedule(24 * 3600, Handler())
         self.connections = []
 
     # -- event loop -------------------------------------------------------
@@ -215,6 +219,7 @@ class Harness:
             )
         except WaitTimeout:
             pass
+        self._keepalive.cancel()
         self.container.stop()
 
 
