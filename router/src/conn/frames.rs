@@ -421,10 +421,10 @@ impl Engine {
             self.detach_with_error(key, error);
             return Ok(());
         }
-        if !payload.is_empty() {
-            partial.chunks.push(payload);
-        }
         if transfer.more {
+            if !payload.is_empty() {
+                partial.chunks.push(payload);
+            }
             link.partial = Some(partial);
             return Ok(());
         }
@@ -438,9 +438,13 @@ impl Engine {
             mut chunks,
             len,
         } = partial;
-        let chunks = if chunks.len() == 1 {
-            Chunks::One(chunks.pop().unwrap_or_default())
+        // The common single-frame message needs no allocation: its one chunk is the frame's payload slice.
+        let chunks = if chunks.is_empty() {
+            Chunks::One(payload)
         } else {
+            if !payload.is_empty() {
+                chunks.push(payload);
+            }
             Chunks::Many(chunks)
         };
         let to = if anonymous { message_to(&chunks) } else { None };

@@ -1,6 +1,6 @@
 //! Per-connection endpoint state: sessions and link ends, as the connection task sees them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use shoal_amqp::Attach;
 
@@ -72,8 +72,8 @@ pub struct Blocked {
 pub struct Session {
 
     pub handle_max: u32,
-    /// Remote handle -> our link key.
-    pub links: HashMap<u32, u64>,
+    /// Remote handle -> our link key (handles are bounded by handle-max, so a vector indexed by handle).
+    pub links: HandleMap,
     // Incoming transfers.
     pub next_incoming_id: u32,
     pub incoming_window: u32,
@@ -96,7 +96,7 @@ impl Session {
         Session {
 
             handle_max,
-            links: HashMap::new(),
+            links: HandleMap::default(),
             next_incoming_id: 0,
             incoming_window: window,
             next_outgoing_id: 0,
@@ -148,6 +148,37 @@ impl Session {
             self.unsettled_base = self.unsettled_base.wrapping_add(1);
         }
         out
+    }
+}
+
+/// Link keys by handle.
+#[derive(Debug, Default)]
+pub struct HandleMap(Vec<Option<u64>>);
+
+impl HandleMap {
+    pub fn get(&self, handle: &u32) -> Option<&u64> {
+        self.0.get(*handle as usize).and_then(Option::as_ref)
+    }
+
+    pub fn contains_key(&self, handle: &u32) -> bool {
+        self.get(handle).is_some()
+    }
+
+    /// `handle` must already be checked against handle-max.
+    pub fn insert(&mut self, handle: u32, key: u64) {
+        let i = handle as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some(key);
+    }
+
+    pub fn remove(&mut self, handle: &u32) -> Option<u64> {
+        self.0.get_mut(*handle as usize).and_then(Option::take)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &u64> {
+        self.0.iter().flatten()
     }
 }
 
