@@ -20,7 +20,10 @@ pub enum ClientError {
     Sasl(SaslCode),
     /// The peer offers no SASL mechanism we were told to use.
     #[error("SASL mechanism {wanted} not offered (offered: {offered:?})")]
-    SaslMechanism { wanted: String, offered: Vec<String> },
+    SaslMechanism {
+        wanted: String,
+        offered: Vec<String>,
+    },
     /// The peer closed the connection, ended the session or detached the link with this error
     /// (also: the refusal of an attach).
     #[error("remote error: {0}")]

@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use shoal_amqp::{
-    check_frame, encode_frame, encode_sasl_frame, parse_amqp_frame, parse_sasl_frame, Begin,
-    Open, Performative, SaslFrame, SaslInit, Symbol, AMQP_HEADER, MIN_MAX_FRAME_SIZE,
-    SASL_HEADER,
+    check_frame, encode_frame, encode_sasl_frame, parse_amqp_frame, parse_sasl_frame, Begin, Open,
+    Performative, SaslFrame, SaslInit, Symbol, AMQP_HEADER, MIN_MAX_FRAME_SIZE, SASL_HEADER,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -69,13 +68,21 @@ pub async fn read_header<R: AsyncRead + Unpin>(
 
 /// Connects to `addr` and runs the whole handshake within `opts.connect_timeout`; `begin` is
 /// our `begin` for channel 0 (its windows are the caller's business).
-pub async fn establish(addr: SocketAddr, opts: &ConnectOptions, begin: Begin) -> Result<Established> {
+pub async fn establish(
+    addr: SocketAddr,
+    opts: &ConnectOptions,
+    begin: Begin,
+) -> Result<Established> {
     tokio::time::timeout(opts.connect_timeout, establish_inner(addr, opts, begin))
         .await
         .map_err(|_| ClientError::Timeout("connecting"))?
 }
 
-async fn establish_inner(addr: SocketAddr, opts: &ConnectOptions, begin: Begin) -> Result<Established> {
+async fn establish_inner(
+    addr: SocketAddr,
+    opts: &ConnectOptions,
+    begin: Begin,
+) -> Result<Established> {
     let mut stream = TcpStream::connect(addr).await?;
     // Small frames (flows, dispositions) must not wait for Nagle.
     stream.set_nodelay(true)?;
@@ -90,7 +97,9 @@ async fn establish_inner(addr: SocketAddr, opts: &ConnectOptions, begin: Begin) 
         hostname: opts.hostname.clone(),
         max_frame_size: opts.max_frame_size.max(MIN_MAX_FRAME_SIZE),
         channel_max: 0,
-        idle_time_out: opts.idle_timeout.map(|d| d.as_millis().min(u32::MAX as u128) as u32),
+        idle_time_out: opts
+            .idle_timeout
+            .map(|d| d.as_millis().min(u32::MAX as u128) as u32),
         ..Open::default()
     };
     // Pipelined: the spec allows open and begin before the peer's header arrives.
@@ -115,7 +124,10 @@ async fn establish_inner(addr: SocketAddr, opts: &ConnectOptions, begin: Begin) 
                 remote_open = Some(o);
             }
             Some(Performative::Close(c)) => {
-                return Err(ClientError::remote_or(c.error, ClientError::ConnectionClosed))
+                return Err(ClientError::remote_or(
+                    c.error,
+                    ClientError::ConnectionClosed,
+                ))
             }
             Some(Performative::Begin(b)) if remote_open.is_some() => {
                 if b.remote_channel != Some(0) || frame.channel != 0 {
@@ -129,7 +141,10 @@ async fn establish_inner(addr: SocketAddr, opts: &ConnectOptions, begin: Begin) 
                 });
             }
             Some(Performative::End(e)) => {
-                return Err(ClientError::remote_or(e.error, ClientError::ConnectionClosed))
+                return Err(ClientError::remote_or(
+                    e.error,
+                    ClientError::ConnectionClosed,
+                ))
             }
             Some(other) => {
                 return Err(ClientError::Protocol(format!(

@@ -20,7 +20,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Waits until `check` returns `Some`, re-checking whenever `notify` fires.
-async fn wait_on<S, T>(state: &Mutex<S>, notify: &Notify, mut check: impl FnMut(&mut S) -> Option<T>) -> T {
+async fn wait_on<S, T>(
+    state: &Mutex<S>,
+    notify: &Notify,
+    mut check: impl FnMut(&mut S) -> Option<T>,
+) -> T {
     loop {
         let notified = notify.notified();
         tokio::pin!(notified);
@@ -126,5 +130,55 @@ impl LinkShared {
 
     pub async fn wait<T>(&self, check: impl FnMut(&mut LinkState) -> Option<T>) -> T {
         wait_on(&self.state, &self.notify, check).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn send_credit_handles_wraparound_and_lag() {
+        let mut s = LinkState {
+            delivery_count: u32::MAX - 1,
+            limit: 3,
+            ..LinkState::default()
+        };
+        assert_eq!(s.send_credit(), 5);
+        // The peer's numbers lag ours (it has not seen our last transfers): no credit, not 4G.
+        s.delivery_count = 5;
+        assert_eq!(s.send_credit(), 0);
+    }
+
+    #[test]
+    fn the_first_terminal_reason_wins() {
+        let mut s = LinkState::default();
+        s.end(ClientError::Detached);
+        s.end(ClientError::ConnectionClosed);
+        assert!(matches!(s.terminal, Some(ClientError::Detached)));
+    }
+
+    #[tokio::test]
+    async fn waiters_wake_on_update() {
+        let shared = Arc::new(LinkShared::default());
+        let waiter = {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move { shared.wait(|s| (s.credit >= 2).then_some(s.credit)).await })
+        };
+        tokio::task::yield_now().await;
+        shared.update(|s| s.credit = 1);
+        shared.update(|s| s.credit = 2);
+        assert_eq!(waiter.await.unwrap(), 2);
+
+        let conn = Arc::new(ConnShared::default());
+        let closed = {
+            let conn = Arc::clone(&conn);
+            tokio::spawn(async move { conn.wait_closed().await })
+        };
+        conn.set_error(ClientError::Detached);
+        conn.set_error(ClientError::ConnectionClosed);
+        assert!(matches!(closed.await.unwrap(), ClientError::Detached));
     }
 }

@@ -125,6 +125,7 @@ class Harness:
         while not cond():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                what = what() if callable(what) else what
                 raise WaitTimeout(f"timed out waiting for {what}; errors so far: {self.describe_errors()}")
             self.container.timeout = min(remaining, 0.5)
             self.container.process()

@@ -72,3 +72,18 @@ def test_metrics_show_blocked_sender(shoal, amqp):
         timeout=5,
         what="shoal_senders_blocked{address=metered-blocked} >= 1",
     )
+
+
+def test_sigterm_with_clients_attached_exits_zero_and_closes_them(shoal, amqp):
+    conn = amqp.connect(shoal.url)
+    rcv = amqp.receiver(conn, "bye", credit=5, accept=True)
+    snd = amqp.sender(amqp.connect(shoal.url), "bye")
+    assert amqp.wait_settled(amqp.send(snd, "last words")) == ["accepted"]
+    assert rcv.inbox.bodies == ["last words"]
+
+    assert shoal.stop() == 0, "shoal did not exit 0 within 5 s of SIGTERM with clients attached"
+    amqp.wait(
+        lambda: all(getattr(c, "transport_gone", False) for c in amqp.connections),
+        timeout=5,
+        what="clients to see their connections end",
+    )

@@ -68,3 +68,12 @@ def test_multicast_presettled_reaches_both(mshoal, amqp):
 
     assert amqp.wait_messages(r1, 3) and r1.inbox.bodies == ["p0", "p1", "p2"]
     assert amqp.wait_messages(r2, 3) and r2.inbox.bodies == ["p0", "p1", "p2"]
+
+
+def test_multicast_sender_gets_no_credit_without_receivers(mshoal, amqp):
+    snd = amqp.sender(amqp.connect(mshoal.url), "news")
+    amqp.pump(1.0)  # nothing to await: credit must NOT arrive
+    assert snd.credit == 0, f"multicast sender got {snd.credit} credit with no receivers"
+
+    amqp.receiver(amqp.connect(mshoal.url), "news", credit=5, accept=True)
+    amqp.wait(lambda: snd.credit > 0, what="credit after a receiver attached")

@@ -288,7 +288,9 @@ impl Driver {
             let len = match check_frame(rbuf, self.local_max_frame) {
                 Ok(Some(len)) => len,
                 Ok(None) => return,
-                Err(e) => return self.violation(condition::CONNECTION_FRAMING_ERROR, e.to_string()),
+                Err(e) => {
+                    return self.violation(condition::CONNECTION_FRAMING_ERROR, e.to_string())
+                }
             };
             let frame = rbuf.split_to(len).freeze();
             match parse_amqp_frame(frame) {

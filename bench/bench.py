@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Benchmark driver behind bench/run.sh: shoal vs the Proton C broker example.
+
+For each scenario and server it starts a fresh server, samples its idle RSS,
+runs `shoal-load` at saturation (sampling RSS meanwhile) and at a fixed rate
+for latency, three times, and writes the medians to docs/benchmarks.md (raw
+runs go to bench/out/results.json). Only the standard library is used.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (key, title, senders, receivers, presettled, multicast)
+SCENARIOS = [
+    ("anycast-1-1-unsettled", "anycast 1→1 unsettled", 1, 1, False, False),
+    ("anycast-1-1-presettled", "anycast 1→1 presettled", 1, 1, True, False),
+    ("multicast-1-2", "multicast 1→2 unsettled", 1, 2, False, True),
+    ("anycast-2-2", "anycast 2 senders → 2 receivers unsettled", 2, 2, False, False),
+]
+
+MULTICAST_MANIFEST = """apiVersion: shoal.dev/v1beta1
+kind: Address
+metadata: { name: bench-multicast, namespace: default }
+spec: { address: "bench/multicast", type: multicast }
+"""
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def rss_kib(pid):
+    """VmRSS of `pid` in KiB, or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples a process's VmRSS every `interval` s on a thread; keeps the peak."""
+
+    def __init__(self, pid, interval=0.1):
+        self.pid, self.interval = pid, interval
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            value = rss_kib(self.pid)
+            if value is not None:
+                self.samples.append(value)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak(self):
+        return max(self.samples) if self.samples else None
+
+
+class Server:
+    """A server under test: started fresh per measurement, stopped with SIGTERM."""
+
+    def __init__(self, args, cwd, port_pattern, ready_line=None, env=None):
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        self.port = None
+        deadline = time.monotonic() + 30
+        # The servers print their ports and then stay quiet on stdout.
+        for line in self.proc.stdout:
+            m = re.search(port_pattern, line)
+            if m and self.port is None:
+                self.port = int(m.group(1))
+            if self.port is not None and (ready_line is None or line.strip() == ready_line):
+                break
+            if time.monotonic() > deadline:
+                break
+        if self.port is None:
+            self.stop()
+            raise RuntimeError(f"{args[0]} did not report a listening port")
+        # Keep draining stdout so the server never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_shoal(opts, workdir, multicast):
+    args = [
+        str(opts.shoal_bin), "standalone", "--amqp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--data-dir", str(workdir / "data"),
+    ]
+    if multicast:
+        manifest = workdir / "multicast.yaml"
+        manifest.write_text(MULTICAST_MANIFEST)
+        args += ["-f", str(manifest)]
+    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
+    return Server(args, workdir, r"^amqp listening on [\d.]+:(\d+)", ready_line="ready", env=env)
+
+
+def start_broker(opts, workdir):
+    # stdbuf: the example printf()s its port, which would sit in a pipe buffer.
+    args = ["stdbuf", "-oL", str(opts.broker_bin), "127.0.0.1", "0"]
+    return Server(args, opts.broker_bin.parent, r"listening on (\d+)")
+
+
+def run_load(opts, port, address, senders, receivers, presettled, rate=None):
+    args = [
+        str(opts.load_bin), "--url", f"amqp://127.0.0.1:{port}", "--address", address,
+        "--senders", str(senders), "--receivers", str(receivers), "--size", str(opts.size),
+        "--duration", str(opts.duration), "--warmup", str(opts.warmup),
+    ]
+    if presettled:
+        args.append("--presettled")
+    if rate:
+        args += ["--rate", str(rate)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=opts.duration + opts.warmup + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"shoal-load failed ({out.returncode}): {out.stderr.strip()[-500:]}")
+    lines = [l for l in out.stdout.splitlines() if l.strip().startswith("{")]
+    if not lines:
+        raise RuntimeError(f"shoal-load printed no JSON: {out.stdout[-500:]}")
+    return json.loads(lines[-1])
+
+
+def measure_once(opts, server_name, scenario):
+    """One run of one scenario on a fresh server: idle RSS, saturation, latency."""
+    key, _, senders, receivers, presettled, multicast = scenario
+    address = "bench/multicast" if multicast else f"bench/{key}"
+    with tempfile.TemporaryDirectory(prefix=f"bench-{server_name}-") as tmp:
+        workdir = Path(tmp)
+        server = start_shoal(opts, workdir, multicast) if server_name == "shoal" else start_broker(opts, workdir)
+        try:
+            # Let the process settle after startup before calling it idle.
+            time.sleep(opts.idle_settle)
+            idle = rss_kib(server.pid)
+            with RssSampler(server.pid) as sampler:
+                sat = run_load(opts, server.port, address, senders, receivers, presettled)
+            lat = run_load(opts, server.port, address, senders, receivers, presettled, rate=opts.rate)
+            alive = server.proc.poll() is None
+        finally:
+            server.stop()
+    if not alive:
+        raise RuntimeError(f"{server_name} died during {key}")
+    return {
+        "msgs_per_sec": sat.get("msgs_per_sec"),
+        "saturation": sat,
+        "latency": lat,
+        "p50_us": lat.get("p50_us"),
+        "p99_us": lat.get("p99_us"),
+        "rss_idle_kib": idle,
+        "rss_load_kib": sampler.peak,
+    }
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def collect(opts):
+    results = {}
+    for scenario in SCENARIOS:
+        key, _, _, _, _, multicast = scenario
+        for server_name in opts.servers:
+            if server_name == "broker" and multicast:
+                continue  # the broker example has queues only: no multicast
+            runs = []
+            for i in range(opts.runs):
+                log(f"{key} on {server_name}: run {i + 1}/{opts.runs}")
+                try:
+                    runs.append(measure_once(opts, server_name, scenario))
+                except Exception as err:  # a failed run is reported, not fatal
+                    log(f"  failed: {err}")
+                    runs.append({"error": str(err)})
+            ok = [r for r in runs if "error" not in r]
+            summary = {m: median([r[m] for r in ok]) for m in
+                       ("msgs_per_sec", "p50_us", "p99_us", "rss_idle_kib", "rss_load_kib")}
+            summary["runs"] = runs
+            summary["failed_runs"] = len(runs) - len(ok)
+            results.setdefault(key, {})[server_name] = summary
+    return results
+
+
+# -- report -----------------------------------------------------------------
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fmt(value, kind):
+    if value is None:
+        return "failed"
+    if kind == "rate":
+        return f"{value:,.0f}"
+    if kind == "us":
+        return f"{value:,.0f}"
+    if kind == "mib":
+        return f"{value / 1024:,.1f}"
+    return str(value)
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def table(results, metric, kind, unit):
+    lines = [
+        f"| scenario | shoal ({unit}) | Proton C broker ({unit}) | shoal / broker |",
+        "|---|---:|---:|---:|",
+    ]
+    for key, title, *_rest in SCENARIOS:
+        multicast = _rest[-1]
+        shoal = results.get(key, {}).get("shoal", {}).get(metric)
+        if multicast:
+            lines.append(f"| {title} | {fmt(shoal, kind)} | n/a (no multicast in the example) | n/a |")
+            continue
+        broker = results.get(key, {}).get("broker", {}).get(metric)
+        lines.append(f"| {title} | {fmt(shoal, kind)} | {fmt(broker, kind)} | {ratio(shoal, broker)} |")
+    return "\n".join(lines)
+
+
+def write_report(opts, results, path):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    failed = sum(s.get("failed_runs", 0) for per in results.values() for s in per.values())
+    doc = f"""# Benchmarks
+
+Generated by `bench/run.sh` on {now}. Do not edit by hand: re-run the script.
+
+**Machine:** {os.cpu_count()} CPUs (`nproc`), {cpu_model()}; Linux {platform.release()}.
+
+**Peers:** `shoal standalone` (release build) and the Qpid Proton C broker example
+(`/usr/share/proton/examples/c/broker.c`, built with `gcc -O2`, 4 threads, a queue per address and a
+fixed incoming credit window of 5). The load tool is `shoal-load` (`bench/`, on Shoal's own codec)
+for both, so the client side is identical.
+
+**Method:** every measurement starts a fresh server. Idle RSS is `VmRSS` from `/proc/PID/status`
+{opts.idle_settle:g} s after the server reported ready; RSS under load is the peak of samples taken every
+100 ms during the saturation run. Throughput is `msgs_per_sec` (messages *received* per second) of an
+unthrottled run; latency (send → receive) is from a run throttled to `--rate {opts.rate}` (total for the
+scenario). Each run lasts {opts.duration} s after a {opts.warmup} s warm-up; {opts.size}-byte messages.
+**Every figure is the median of {opts.runs} runs on a shared, noisy 2-core development machine**
+(other builds may have been running): treat differences under ~20 % as noise.{f" {failed} run(s) failed and were left out of the medians (see bench/out/results.json)." if failed else ""}
+
+Commands (per scenario; `PORT` is the server's ephemeral port):
+
+```
+target/release/shoal standalone --amqp-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --data-dir TMP [-f multicast.yaml]
+target/bench/broker 127.0.0.1 0
+target/release/shoal-load --url amqp://127.0.0.1:PORT --address ADDR --senders S --receivers R \\
+    --size {opts.size} --duration {opts.duration} --warmup {opts.warmup} [--presettled]            # saturation
+target/release/shoal-load ... --rate {opts.rate}                                                     # latency
+```
+
+## Throughput at saturation (messages received per second; higher is better)
+
+{table(results, "msgs_per_sec", "rate", "msg/s")}
+
+## Latency at {opts.rate:,} msg/s: p50 (µs; lower is better)
+
+{table(results, "p50_us", "us", "µs")}
+
+## Latency at {opts.rate:,} msg/s: p99 (µs; lower is better)
+
+{table(results, "p99_us", "us", "µs")}
+
+## Server RSS idle (MiB)
+
+{table(results, "rss_idle_kib", "mib", "MiB")}
+
+## Server RSS under load (peak, MiB)
+
+{table(results, "rss_load_kib", "mib", "MiB")}
+"""
+    path.write_text(doc)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shoal-bin", type=Path, default=REPO / "target/release/shoal")
+    parser.add_argument("--load-bin", type=Path, default=Path(os.environ.get("SHOAL_LOAD", REPO / "target/release/shoal-load")))
+    parser.add_argument("--broker-bin", type=Path, default=REPO / "target/bench/broker")
+    parser.add_argument("--servers", default="shoal,broker")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=10000)
+    parser.add_argument("--idle-settle", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks.md")
+    parser.add_argument("--raw", type=Path, default=REPO / "bench/out/results.json")
+    opts = parser.parse_args()
+    opts.servers = [s for s in opts.servers.split(",") if s]
+    for name in ("shoal_bin", "load_bin") + (("broker_bin",) if "broker" in opts.servers else ()):
+        path = getattr(opts, name)
+        if not path.exists():
+            parser.error(f"--{name.replace('_', '-')} {path} not found")
+        # Servers run in their own temporary directories: use absolute paths.
+        setattr(opts, name, path.resolve())
+
+    results = collect(opts)
+    opts.raw.parent.mkdir(parents=True, exist_ok=True)
+    opts.raw.write_text(json.dumps(results, indent=2))
+    write_report(opts, results, opts.out)
+    log(f"wrote {opts.out} and {opts.raw}")
+
+
+if __name__ == "__main__":
+    main()
