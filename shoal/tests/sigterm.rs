@@ -58,7 +58,7 @@ fn sigterm_closes_clients_with_forced_and_exits_zero() {
     c.write_all(&out).unwrap();
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
-    let mut read_frame = |c: &mut TcpStream, buf: &mut BytesMut| -> Option<Performative> {
+    let read_frame = |c: &mut TcpStream, buf: &mut BytesMut| -> Option<Performative> {
         loop {
             if buf.len() >= 8 && buf.starts_with(b"AMQP") {
                 let _ = buf.split_to(8);
