@@ -156,37 +156,46 @@ def run_load(opts, port, address, senders, receivers, presettled, rate=None):
     lines = [l for l in out.stdout.splitlines() if l.strip().startswith("{")]
     if not lines:
         raise RuntimeError(f"shoal-load printed no JSON: {out.stdout[-500:]}")
-    return json.loads(lines[-1])
+    result = json.loads(lines[-1])
+    # A run that moved nothing is a failure to report, not a 0 µs latency.
+    if not result.get("received"):
+        raise RuntimeError(f"shoal-load received nothing: {lines[-1]}")
+    return result
 
 
 def measure_once(opts, server_name, scenario):
-    """One run of one scenario on a fresh server: idle RSS, saturation, latency."""
+    """One run of one scenario on a fresh server: idle RSS, saturation, latency.
+
+    Saturation and latency fail independently: a broken latency run must not
+    hide a good throughput figure (and vice versa)."""
     key, _, senders, receivers, presettled, multicast = scenario
     address = "bench/multicast" if multicast else f"bench/{key}"
+    result = {"errors": []}
     with tempfile.TemporaryDirectory(prefix=f"bench-{server_name}-") as tmp:
         workdir = Path(tmp)
         server = start_shoal(opts, workdir, multicast) if server_name == "shoal" else start_broker(opts, workdir)
         try:
             # Let the process settle after startup before calling it idle.
             time.sleep(opts.idle_settle)
-            idle = rss_kib(server.pid)
-            with RssSampler(server.pid) as sampler:
-                sat = run_load(opts, server.port, address, senders, receivers, presettled)
-            lat = run_load(opts, server.port, address, senders, receivers, presettled, rate=opts.rate)
-            alive = server.proc.poll() is None
+            result["rss_idle_kib"] = rss_kib(server.pid)
+            try:
+                with RssSampler(server.pid) as sampler:
+                    sat = run_load(opts, server.port, address, senders, receivers, presettled)
+                result.update(saturation=sat, msgs_per_sec=sat["msgs_per_sec"], rss_load_kib=sampler.peak)
+            except Exception as err:
+                result["errors"].append(f"saturation: {err}")
+            try:
+                lat = run_load(opts, server.port, address, senders, receivers, presettled, rate=opts.rate)
+                result.update(latency=lat, p50_us=lat["p50_us"], p99_us=lat["p99_us"])
+            except Exception as err:
+                result["errors"].append(f"latency: {err}")
+            if server.proc.poll() is not None:
+                result["errors"].append(f"{server_name} died during {key}")
         finally:
             server.stop()
-    if not alive:
-        raise RuntimeError(f"{server_name} died during {key}")
-    return {
-        "msgs_per_sec": sat.get("msgs_per_sec"),
-        "saturation": sat,
-        "latency": lat,
-        "p50_us": lat.get("p50_us"),
-        "p99_us": lat.get("p99_us"),
-        "rss_idle_kib": idle,
-        "rss_load_kib": sampler.peak,
-    }
+    for err in result["errors"]:
+        log(f"  {err}")
+    return result
 
 
 def median(values):
@@ -206,14 +215,13 @@ def collect(opts):
                 log(f"{key} on {server_name}: run {i + 1}/{opts.runs}")
                 try:
                     runs.append(measure_once(opts, server_name, scenario))
-                except Exception as err:  # a failed run is reported, not fatal
+                except Exception as err:  # e.g. the server did not start: reported, not fatal
                     log(f"  failed: {err}")
-                    runs.append({"error": str(err)})
-            ok = [r for r in runs if "error" not in r]
-            summary = {m: median([r[m] for r in ok]) for m in
+                    runs.append({"errors": [str(err)]})
+            summary = {m: median([r.get(m) for r in runs]) for m in
                        ("msgs_per_sec", "p50_us", "p99_us", "rss_idle_kib", "rss_load_kib")}
             summary["runs"] = runs
-            summary["failed_runs"] = len(runs) - len(ok)
+            summary["failed_runs"] = sum(1 for r in runs if r["errors"])
             results.setdefault(key, {})[server_name] = summary
     return results
 
@@ -263,9 +271,24 @@ def table(results, metric, kind, unit):
     return "\n".join(lines)
 
 
+def failures_section(failed, errors):
+    if not failed:
+        return ""
+    lines = "\n".join(f"- {e[:300]}" for e in errors)
+    return f"""
+## Failed measurements
+
+{failed} run(s) had a failed part, left out of the medians above (raw: bench/out/results.json):
+
+{lines}
+"""
+
+
 def write_report(opts, results, path):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     failed = sum(s.get("failed_runs", 0) for per in results.values() for s in per.values())
+    errors = sorted({f"{key} on {name}: {e}" for key, per in results.items() for name, s in per.items()
+                     for r in s["runs"] for e in r["errors"]})
     doc = f"""# Benchmarks
 
 Generated by `bench/run.sh` on {now}. Do not edit by hand: re-run the script.
@@ -283,7 +306,8 @@ for both, so the client side is identical.
 unthrottled run; latency (send → receive) is from a run throttled to `--rate {opts.rate}` (total for the
 scenario). Each run lasts {opts.duration} s after a {opts.warmup} s warm-up; {opts.size}-byte messages.
 **Every figure is the median of {opts.runs} runs on a shared, noisy 2-core development machine**
-(other builds may have been running): treat differences under ~20 % as noise.{f" {failed} run(s) failed and were left out of the medians (see bench/out/results.json)." if failed else ""}
+(other builds may have been running): treat differences under ~20 % as noise. A cell says `failed`
+when no run produced that figure.
 
 Commands (per scenario; `PORT` is the server's ephemeral port):
 
@@ -314,7 +338,7 @@ target/release/shoal-load ... --rate {opts.rate}                                
 ## Server RSS under load (peak, MiB)
 
 {table(results, "rss_load_kib", "mib", "MiB")}
-"""
+{failures_section(failed, errors)}"""
     path.write_text(doc)
 
 

@@ -30,7 +30,10 @@ impl RouterHandle {
         RouterHandle { core: None }
     }
 
-    async fn ask<T: Default>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Admin) -> Result<T, HandleError> {
+    async fn ask<T: Default>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Admin,
+    ) -> Result<T, HandleError> {
         let Some(core) = &self.core else {
             return Ok(T::default());
         };

@@ -46,7 +46,6 @@ pub struct Router {
     listeners: Vec<JoinHandle<()>>,
 }
 
-
 impl Router {
     /// Start the routing core. Must be called inside a tokio runtime.
     pub fn start(config: RouterConfig) -> Router {
@@ -70,7 +69,11 @@ impl Router {
     }
 
     /// Bind `addr` (port 0 picks a free port) and serve AMQP on it; with `tls`, AMQP over TLS (amqps).
-    pub async fn listen(&mut self, addr: SocketAddr, tls: Option<TlsAcceptor>) -> std::io::Result<Bound> {
+    pub async fn listen(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Bound> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let ctx = conn::ConnContext {
@@ -106,7 +109,8 @@ impl Router {
         }
         let _ = self.close_connections.send(true);
         let all = self.config.max_connections as u32;
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.connections.acquire_many(all)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), self.connections.acquire_many(all)).await;
         drop(self.core_tx);
         drop(self.handle);
         self.core_task.abort();

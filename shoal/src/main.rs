@@ -8,7 +8,11 @@ use shoal::cli::OutputFormat;
 use shoal::standalone::{Options, Standalone};
 
 #[derive(Parser)]
-#[command(name = "shoal", version, about = "Shoal: messaging as a service (AMQP 1.0 router, broker, MQTT)")]
+#[command(
+    name = "shoal",
+    version,
+    about = "Shoal: messaging as a service (AMQP 1.0 router, broker, MQTT)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -136,7 +140,9 @@ fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         allow_anonymous: args.allow_anonymous,
         ..Options::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let shoal = Standalone::start(opts).await?;
         // Machine-readable: tests and scripts read the bound addresses from stdout.

@@ -21,7 +21,8 @@ struct User {
 
 /// Read a users file into name -> password.
 pub fn load(path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse(&text).with_context(|| format!("in users file {}", path.display()))
 }
 
@@ -46,9 +47,11 @@ mod tests {
 
     #[test]
     fn parses_users_and_refuses_duplicates() {
-        let users = parse("users:\n- {name: alice, password: s1}\n- {name: bob, password: s2}\n").unwrap();
+        let users =
+            parse("users:\n- {name: alice, password: s1}\n- {name: bob, password: s2}\n").unwrap();
         assert_eq!(users.get("alice").map(String::as_str), Some("s1"));
-        let err = parse("users:\n- {name: a, password: x}\n- {name: a, password: y}\n").unwrap_err();
+        let err =
+            parse("users:\n- {name: a, password: x}\n- {name: a, password: y}\n").unwrap_err();
         assert!(err.to_string().contains("appears twice"), "{err}");
         assert!(parse("users:\n- {name: a, pasword: x}\n").is_err());
     }

@@ -13,7 +13,14 @@ use shoal_amqp::{check_frame, parse_amqp_frame, Open, Performative, AMQP_HEADER}
 fn sigterm_closes_clients_with_forced_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["standalone", "--amqp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "standalone",
+            "--amqp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -32,11 +39,15 @@ fn sigterm_closes_clients_with_forced_and_exits_zero() {
             break;
         }
     }
-    let (amqp, http) = (amqp.expect("amqp address printed"), http.expect("http address printed"));
+    let (amqp, http) = (
+        amqp.expect("amqp address printed"),
+        http.expect("http address printed"),
+    );
 
     // /healthz answers 200 once ready.
     let mut h = TcpStream::connect(&http).unwrap();
-    h.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    h.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut reply = String::new();
     h.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
@@ -78,9 +89,15 @@ fn sigterm_closes_clients_with_forced_and_exits_zero() {
             }
         }
     };
-    assert!(matches!(read_frame(&mut c, &mut buf), Some(Performative::Open(_))));
+    assert!(matches!(
+        read_frame(&mut c, &mut buf),
+        Some(Performative::Open(_))
+    ));
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     while let Some(p) = read_frame(&mut c, &mut buf) {
         frames.push(p);
@@ -89,7 +106,9 @@ fn sigterm_closes_clients_with_forced_and_exits_zero() {
         Performative::Close(c) => Some(c.clone()),
         _ => None,
     });
-    let condition = close.and_then(|c| c.error).map(|e| e.condition.as_str().to_string());
+    let condition = close
+        .and_then(|c| c.error)
+        .map(|e| e.condition.as_str().to_string());
     assert_eq!(condition.as_deref(), Some("amqp:connection:forced"));
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit status {exit:?}");

@@ -1,9 +1,11 @@
-//! What Shoal's tests share: an in-process `shoal standalone` on ephemeral ports, and `assert_eventually!`.
+//! What Shoal's tests share: an in-process `shoal standalone` on ephemeral ports, a bare [`TestRouter`] for limits
+//! the standalone options do not expose, and `assert_eventually!`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use shoal::standalone::{Options, Standalone};
+pub use shoal_router::{Router, RouterConfig, TlsAcceptor};
 
 /// A standalone Shoal on 127.0.0.1 ephemeral ports with its own temporary data dir.
 pub struct TestShoal {
@@ -39,13 +41,81 @@ impl TestShoal {
     }
 
     /// One address's counters right now.
-    pub async fn address_stats(&self, address: &str) -> Option<shoal_router::core::metrics::AddressSnapshot> {
+    pub async fn address_stats(
+        &self,
+        address: &str,
+    ) -> Option<shoal_router::core::metrics::AddressSnapshot> {
         let snap = self.router().snapshot().await.ok()?;
         snap.addresses.into_iter().find(|a| a.address == address)
     }
 
     pub async fn shutdown(self) {
         self.shoal.shutdown().await
+    }
+}
+
+/// A bare router (no admin API, no data dir) on a 127.0.0.1 ephemeral port, with any [`RouterConfig`]: for
+/// the limits (handshake deadline, connection limit, idle time-out, byte budget...) `shoal standalone` does not
+/// expose as options.
+pub struct TestRouter {
+    router: Router,
+    addr: SocketAddr,
+}
+
+impl TestRouter {
+    /// A router with the default configuration.
+    pub async fn start() -> TestRouter {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A router with its configuration adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut RouterConfig)) -> TestRouter {
+        Self::start_inner(tweak, None).await
+    }
+
+    /// A router serving AMQP over TLS (amqps) with `tls`, configuration adjusted by `tweak`.
+    pub async fn start_tls(tls: TlsAcceptor, tweak: impl FnOnce(&mut RouterConfig)) -> TestRouter {
+        Self::start_inner(tweak, Some(tls)).await
+    }
+
+    async fn start_inner(
+        tweak: impl FnOnce(&mut RouterConfig),
+        tls: Option<TlsAcceptor>,
+    ) -> TestRouter {
+        let mut config = RouterConfig::default();
+        tweak(&mut config);
+        let mut router = Router::start(config);
+        let bound = router
+            .listen(SocketAddr::from(([127, 0, 0, 1], 0)), tls)
+            .await
+            .expect("the router binds an ephemeral port");
+        TestRouter {
+            router,
+            addr: bound.local_addr,
+        }
+    }
+
+    /// Where the router listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn handle(&self) -> shoal_router::RouterHandle {
+        self.router.handle()
+    }
+
+    /// One address's counters right now.
+    pub async fn address_stats(
+        &self,
+        address: &str,
+    ) -> Option<shoal_router::core::metrics::AddressSnapshot> {
+        let snap = self.handle().snapshot().await.ok()?;
+        snap.addresses.into_iter().find(|a| a.address == address)
+    }
+
+    /// Close every connection (`amqp:connection:forced`) and stop, without waiting for unsettled deliveries.
+    pub async fn shutdown(self) {
+        self.router.shutdown(Duration::ZERO).await
     }
 }
 

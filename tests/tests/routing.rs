@@ -14,10 +14,13 @@ use tokio::time::timeout;
 const T: Duration = Duration::from_secs(10);
 
 async fn connect(shoal: &TestShoal) -> Connection {
-    timeout(T, Connection::connect(shoal.amqp(), ConnectOptions::default()))
-        .await
-        .expect("connect in time")
-        .expect("connect")
+    timeout(
+        T,
+        Connection::connect(shoal.amqp(), ConnectOptions::default()),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect")
 }
 
 async fn sender(conn: &Connection, address: Option<&str>) -> Sender {
@@ -74,7 +77,10 @@ async fn a_sender_gets_no_credit_until_a_receiver_attaches() {
     barrier(&producer).await;
     assert_eq!(s.credit(), 0, "no consumer, no credit");
     assert_eventually!(
-        shoal.address_stats("orders").await.is_some_and(|a| a.senders_blocked == 1),
+        shoal
+            .address_stats("orders")
+            .await
+            .is_some_and(|a| a.senders_blocked == 1),
         "the blocked sender shows in the metrics"
     );
     let consumer = connect(&shoal).await;
@@ -146,11 +152,20 @@ async fn each_anycast_delivery_goes_to_exactly_one_receiver() {
             b.accept(&got).await.unwrap();
         }
     }
-    assert!(to_a > 0 && to_b > 0, "balanced over both receivers: {to_a} / {to_b}");
+    assert!(
+        to_a > 0 && to_b > 0,
+        "balanced over both receivers: {to_a} / {to_b}"
+    );
     for d in deliveries {
-        assert_eq!(timeout(T, d.outcome()).await.unwrap().unwrap(), DeliveryState::Accepted);
+        assert_eq!(
+            timeout(T, d.outcome()).await.unwrap().unwrap(),
+            DeliveryState::Accepted
+        );
     }
-    assert!(a.try_recv().is_none() && b.try_recv().is_none(), "nothing extra");
+    assert!(
+        a.try_recv().is_none() && b.try_recv().is_none(),
+        "nothing extra"
+    );
 }
 
 #[tokio::test]
@@ -194,7 +209,10 @@ async fn presettled_goes_out_presettled_and_without_a_receiver_is_dropped_and_co
     };
     anonymous.send(&nowhere, true).await.unwrap();
     assert_eventually!(
-        shoal.address_stats("nowhere").await.is_some_and(|a| a.stats.dropped == 1),
+        shoal
+            .address_stats("nowhere")
+            .await
+            .is_some_and(|a| a.stats.dropped == 1),
         "the dropped delivery is counted"
     );
 }
@@ -219,7 +237,10 @@ async fn the_unsettled_window_is_bounded_by_the_link_capacity() {
     r.accept(&held[0]).await.unwrap();
     timeout(T, s.wait_credit(1)).await.unwrap().unwrap();
     assert_eq!(
-        timeout(T, deliveries.remove(0).outcome()).await.unwrap().unwrap(),
+        timeout(T, deliveries.remove(0).outcome())
+            .await
+            .unwrap()
+            .unwrap(),
         DeliveryState::Accepted
     );
 }
@@ -240,7 +261,10 @@ async fn a_receiver_that_detaches_releases_what_it_held_unsettled() {
     }
     r.detach(true).await.unwrap();
     for d in deliveries {
-        assert_eq!(timeout(T, d.outcome()).await.unwrap().unwrap(), DeliveryState::Released);
+        assert_eq!(
+            timeout(T, d.outcome()).await.unwrap().unwrap(),
+            DeliveryState::Released
+        );
     }
 }
 
@@ -255,7 +279,10 @@ async fn a_receiver_that_disconnects_releases_what_it_held_unsettled() {
     timeout(T, r.recv()).await.unwrap().unwrap();
     drop(r);
     consumer.close().await.unwrap();
-    assert_eq!(timeout(T, d.outcome()).await.unwrap().unwrap(), DeliveryState::Released);
+    assert_eq!(
+        timeout(T, d.outcome()).await.unwrap().unwrap(),
+        DeliveryState::Released
+    );
 }
 
 #[tokio::test]
@@ -274,7 +301,11 @@ async fn multicast_sends_a_copy_to_every_receiver() {
         for _ in 0..10 {
             got.push(body(&timeout(T, r.recv()).await.unwrap().unwrap()));
         }
-        assert_eq!(got, (0..10).map(|i| i.to_string()).collect::<Vec<_>>(), "every copy, in order");
+        assert_eq!(
+            got,
+            (0..10).map(|i| i.to_string()).collect::<Vec<_>>(),
+            "every copy, in order"
+        );
     }
 }
 
@@ -306,7 +337,11 @@ async fn unsettled_multicast_settles_with_the_aggregated_outcome() {
         } else {
             b.release(&gb).await.unwrap();
         }
-        assert_eq!(timeout(T, d.outcome()).await.unwrap().unwrap(), expected, "{name}");
+        assert_eq!(
+            timeout(T, d.outcome()).await.unwrap().unwrap(),
+            expected,
+            "{name}"
+        );
         a.flow(1).await.unwrap();
         b.flow(1).await.unwrap();
     }
@@ -329,7 +364,10 @@ async fn anonymous_relay_routes_each_message_by_its_to() {
         let got = timeout(T, r.recv()).await.unwrap().unwrap();
         assert_eq!(body(&got), to);
         r.accept(&got).await.unwrap();
-        assert_eq!(timeout(T, d.outcome()).await.unwrap().unwrap(), DeliveryState::Accepted);
+        assert_eq!(
+            timeout(T, d.outcome()).await.unwrap().unwrap(),
+            DeliveryState::Accepted
+        );
     }
 }
 
@@ -341,8 +379,14 @@ async fn request_reply_through_a_dynamic_receiver() {
     let replies = sender(&service, None).await;
 
     let client = connect(&shoal).await;
-    let inbox = timeout(T, client.dynamic_receiver(10)).await.unwrap().unwrap();
-    let reply_to = inbox.address().expect("the router names the dynamic node").to_string();
+    let inbox = timeout(T, client.dynamic_receiver(10))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply_to = inbox
+        .address()
+        .expect("the router names the dynamic node")
+        .to_string();
     assert!(reply_to.starts_with("_dynamic/"), "{reply_to}");
     let out = sender(&client, Some("svc/upper")).await;
     let request = MessageBuilder {
@@ -377,16 +421,22 @@ async fn drain_with_nothing_queued_returns_the_credit_at_once() {
 async fn drain_takes_what_is_queued_then_returns_the_rest() {
     let shoal = TestShoal::start().await;
     let conn = connect(&shoal).await;
-    let r = timeout(T, conn.receiver_with(Some("backlog"), ReceiverOptions::default()))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = timeout(
+        T,
+        conn.receiver_with(Some("backlog"), ReceiverOptions::default()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let s = sender(&conn, Some("backlog")).await;
     for i in 0..3 {
         s.send(&msg(&i.to_string()), true).await.unwrap();
     }
     assert_eventually!(
-        shoal.address_stats("backlog").await.is_some_and(|a| a.queued == 3),
+        shoal
+            .address_stats("backlog")
+            .await
+            .is_some_and(|a| a.queued == 3),
         "three wait for credit"
     );
     r.flow(5).await.unwrap();
@@ -437,7 +487,10 @@ async fn metrics_count_connections_links_and_deliveries() {
         "shoal_deliveries_in_total{address=\"counted\"} 4",
         "shoal_deliveries_out_total{address=\"counted\"} 4",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in\n{text}"
+        );
     }
 }
 
@@ -456,10 +509,16 @@ async fn shutdown_drains_unsettled_deliveries_then_closes_with_forced() {
         tokio::net::TcpStream::connect(amqp).await.is_err(),
         "the router stops accepting first"
     );
-    assert!(!stopping.is_finished(), "it waits for the unsettled delivery");
+    assert!(
+        !stopping.is_finished(),
+        "it waits for the unsettled delivery"
+    );
     // While the router drains, the receiver still settles: the outcome reaches the sender.
     r.accept(&got).await.unwrap();
-    assert_eq!(timeout(T, d.outcome()).await.unwrap().unwrap(), DeliveryState::Accepted);
+    assert_eq!(
+        timeout(T, d.outcome()).await.unwrap().unwrap(),
+        DeliveryState::Accepted
+    );
     timeout(T, stopping).await.unwrap().unwrap();
     for conn in [&producer, &consumer] {
         let why = timeout(T, conn.closed()).await.unwrap();

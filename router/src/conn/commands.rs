@@ -1,7 +1,8 @@
 //! What the connection does with each command from the core.
 
 use shoal_amqp::{
-    AmqpError, DeliveryState, Detach, Disposition, Performative, Role, Transfer, TRANSFER_OVERHEAD_MAX,
+    AmqpError, DeliveryState, Detach, Disposition, Performative, Role, Transfer,
+    TRANSFER_OVERHEAD_MAX,
 };
 
 use super::engine::{Engine, PendingDisposition};
@@ -30,14 +31,23 @@ impl Engine {
                 local,
                 delivery,
                 msg,
-            } => self.deliver(local, delivery, msg),
+                more,
+            } => self.deliver(local, delivery, msg, more),
+            Command::DeliverMore {
+                local,
+                msg,
+                more,
+                aborted,
+            } => self.deliver_more(local, msg, more, aborted),
             Command::Settle {
                 local,
                 delivery_id,
                 state,
             } => self.settle(local, delivery_id, state),
             Command::Drained { local, limit } => {
-                let Some(l) = self.link_mut(local) else { return };
+                let Some(l) = self.link_mut(local) else {
+                    return;
+                };
                 l.delivery_count = limit;
                 l.link_credit = 0;
                 l.drain = true;
@@ -94,7 +104,9 @@ impl Engine {
     }
 
     fn refused(&mut self, local: u64, error: AmqpError) {
-        let Some(link) = self.link_mut(local) else { return };
+        let Some(link) = self.link_mut(local) else {
+            return;
+        };
         let channel = link.channel;
         let state = std::mem::replace(&mut link.state, LinkState::Attached);
         if let LinkState::Attaching {
@@ -108,7 +120,7 @@ impl Engine {
                 Role::Sender => reply.source = None,
             }
             let handle = reply.handle;
-            let peer_detached = matches!(state_peer_detached, Some(_));
+            let peer_detached = state_peer_detached.is_some();
             self.emit(channel, &Performative::Attach(*reply));
             self.drop_link(local);
             if !peer_detached {
@@ -131,7 +143,9 @@ impl Engine {
     pub(super) fn send_due_flows(&mut self) {
         let due = std::mem::take(&mut self.flows_due);
         for key in &due {
-            let Some(link) = self.link_mut(*key) else { continue };
+            let Some(link) = self.link_mut(*key) else {
+                continue;
+            };
             link.flow_due = false;
             let channel = link.channel;
             self.session_flow(channel, Some(*key));
@@ -172,10 +186,15 @@ impl Engine {
             state: Some(p.state),
             batchable: false,
         };
-        shoal_amqp::encode_frame(self.out.frames(), p.channel, &Performative::Disposition(disposition), &[]);
+        shoal_amqp::encode_frame(
+            self.out.frames(),
+            p.channel,
+            &Performative::Disposition(disposition),
+            &[],
+        );
     }
 
-    fn deliver(&mut self, local: u64, delivery: Option<DeliveryKey>, msg: Msg) {
+    fn deliver(&mut self, local: u64, delivery: Option<DeliveryKey>, msg: Msg, more: bool) {
         let Some(link) = self.link(local) else {
             // The link went away after the core routed this to it: give it back.
             if let Some(delivery) = delivery {
@@ -206,24 +225,63 @@ impl Engine {
         if let Some(l) = self.link_mut(local) {
             l.delivery_count = l.delivery_count.wrapping_add(1);
             l.link_credit = l.link_credit.saturating_sub(1);
+            l.streaming = more.then_some(delivery_id);
         }
-        let blocked = Blocked {
+        let part = Blocked {
             link: local,
+            first: Some((delivery_id, settled)),
             delivery: if settled { None } else { delivery },
-            delivery_id,
-            settled,
+            msg: Some(msg),
+            offset: 0,
+            more,
+            aborted: false,
+        };
+        self.write_part(channel, part);
+    }
+
+    /// The next part of a streamed delivery on a sending link.
+    fn deliver_more(&mut self, local: u64, msg: Option<Msg>, more: bool, aborted: bool) {
+        let Some(link) = self.link_mut(local) else {
+            return;
+        };
+        let channel = link.channel;
+        let Some(delivery_id) = link.streaming else {
+            return;
+        };
+        if !more || aborted {
+            link.streaming = None;
+        }
+        if aborted {
+            // The core has forgotten it: so does the session.
+            if let Ok(session) = self.session(channel) {
+                session.settle(delivery_id);
+            }
+        }
+        let part = Blocked {
+            link: local,
+            first: None,
+            delivery: None,
             msg,
             offset: 0,
+            more,
+            aborted,
         };
-        let Ok(session) = self.session(channel) else { return };
+        self.write_part(channel, part);
+    }
+
+    /// Write a part now, or queue it behind parts the peer's session window already holds back.
+    fn write_part(&mut self, channel: u16, part: Blocked) {
+        let Ok(session) = self.session(channel) else {
+            return;
+        };
         if session.blocked.is_empty() {
-            if let Some(rest) = self.send_frames(channel, blocked) {
+            if let Some(rest) = self.send_frames(channel, part) {
                 if let Ok(session) = self.session(channel) {
                     session.blocked.push_back(rest);
                 }
             }
         } else {
-            session.blocked.push_back(blocked);
+            session.blocked.push_back(part);
         }
     }
 
@@ -236,28 +294,42 @@ impl Engine {
         });
     }
 
-    /// Write a delivery's frames while the peer's session window allows; returns what is left if it closed.
+    /// Write a part's frames while the peer's session window allows; returns what is left if it closed.
+    /// Payloads are cut to the peer's max-frame-size; the last frame of a part says `more` when parts follow.
     fn send_frames(&mut self, channel: u16, mut d: Blocked) -> Option<Blocked> {
         let handle = self.link(d.link).map(|l| l.handle)?;
-        let max_payload = (self.remote_max_frame as usize).saturating_sub(TRANSFER_OVERHEAD_MAX).max(1);
-        let total = d.msg.chunks.len();
+        let max_payload = (self.remote_max_frame as usize)
+            .saturating_sub(TRANSFER_OVERHEAD_MAX)
+            .max(1);
+        let total = d.msg.as_ref().map_or(0, |m| m.chunks.len());
+        if total == 0 && d.more && d.first.is_none() && !d.aborted {
+            return None; // an empty middle part carries nothing
+        }
         loop {
-            let Ok(session) = self.session(channel) else { return None };
+            let Ok(session) = self.session(channel) else {
+                return None;
+            };
             if session.remote_incoming_window == 0 {
                 return Some(d);
             }
             session.remote_incoming_window -= 1;
             session.next_outgoing_id = session.next_outgoing_id.wrapping_add(1);
-            let first = d.offset == 0;
-            let n = (total - d.offset).min(max_payload);
-            let more = d.offset + n < total;
+            let first = d.offset == 0 && !d.aborted;
+            let head = d.first.filter(|_| first);
+            let n = if d.aborted {
+                0
+            } else {
+                (total - d.offset).min(max_payload)
+            };
+            let last_of_part = d.aborted || d.offset + n >= total;
             let transfer = Transfer {
                 handle,
-                delivery_id: first.then_some(d.delivery_id),
-                delivery_tag: first.then(|| self.tag(d.delivery_id)),
-                message_format: first.then_some(0),
-                settled: (first && d.settled).then_some(true),
-                more,
+                delivery_id: head.map(|(id, _)| id),
+                delivery_tag: head.map(|(id, _)| self.tag(id)),
+                message_format: head.map(|_| 0),
+                settled: head.and_then(|(_, settled)| settled.then_some(true)),
+                more: !d.aborted && (!last_of_part || d.more),
+                aborted: d.aborted,
                 ..Default::default()
             };
             shoal_amqp::encode_frame_header_for_payload(
@@ -266,9 +338,13 @@ impl Engine {
                 &Performative::Transfer(transfer),
                 n,
             );
-            self.write_payload(&d.msg, d.offset, n);
+            if let Some(msg) = d.msg.take() {
+                self.write_payload(&msg, d.offset, n);
+                d.msg = Some(msg);
+            }
             d.offset += n;
-            if !more {
+            d.first = d.first.filter(|_| false);
+            if last_of_part {
                 return None;
             }
         }
@@ -309,8 +385,12 @@ impl Engine {
     /// The peer opened its window: send what waited, in order.
     pub(super) fn unblock(&mut self, channel: u16) {
         loop {
-            let Ok(session) = self.session(channel) else { return };
-            let Some(next) = session.blocked.pop_front() else { return };
+            let Ok(session) = self.session(channel) else {
+                return;
+            };
+            let Some(next) = session.blocked.pop_front() else {
+                return;
+            };
             if let Some(rest) = self.send_frames(channel, next) {
                 if let Ok(session) = self.session(channel) {
                     session.blocked.push_front(rest);

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use shoal_amqp::{
-    check_frame, condition, parse_amqp_frame, AmqpError, AmqpFrame, Close, FrameError, Open, Performative,
+    check_frame, condition, parse_amqp_frame, AmqpError, AmqpFrame, Close, FrameError, Open,
+    Performative,
 };
 use slab::Slab;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -188,7 +189,9 @@ impl Engine {
                 for blocked in session.blocked.drain(..) {
                     if let (Some(delivery), Some(link)) = (
                         blocked.delivery,
-                        self.links.get(blocked.link as u32 as usize).and_then(|l| l.core),
+                        self.links
+                            .get(blocked.link as u32 as usize)
+                            .and_then(|l| l.core),
                     ) {
                         self.events.push(Event::Outcome {
                             link: Some(link),
@@ -276,7 +279,10 @@ impl Engine {
                     )));
                 }
                 Err(e) => {
-                    return self.close(Some(AmqpError::new(condition::CONNECTION_FRAMING_ERROR, e.to_string())));
+                    return self.close(Some(AmqpError::new(
+                        condition::CONNECTION_FRAMING_ERROR,
+                        e.to_string(),
+                    )));
                 }
             };
             let frame = rbuf.split_to(len).freeze();
@@ -310,10 +316,18 @@ impl Engine {
             };
         }
         match performative {
-            Performative::Open(_) => Err(ConnError::new(condition::ILLEGAL_STATE, "open received twice")),
+            Performative::Open(_) => Err(ConnError::new(
+                condition::ILLEGAL_STATE,
+                "open received twice",
+            )),
             Performative::Close(close) => {
                 if let Some(e) = &close.error {
-                    tracing::info!(conn = self.id, "peer closed with {}: {:?}", e.condition.as_str(), e.description);
+                    tracing::info!(
+                        conn = self.id,
+                        "peer closed with {}: {:?}",
+                        e.condition.as_str(),
+                        e.description
+                    );
                 }
                 self.close(None);
                 Ok(())

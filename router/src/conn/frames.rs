@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use shoal_amqp::{
-    condition, scan_message, AmqpError, Attach, Begin, DeliveryState, Detach, Disposition, End, Flow,
-    Performative, ReceiverSettleMode, Role, Scan, SenderSettleMode, Transfer,
+    condition, scan_message, AmqpError, Attach, Begin, DeliveryState, Detach, Disposition, End,
+    Flow, Performative, ReceiverSettleMode, Role, Scan, SenderSettleMode, Transfer,
 };
 
 use super::engine::{ConnError, ConnResult, Engine};
@@ -15,7 +15,12 @@ impl Engine {
         self.sessions
             .get_mut(channel as usize)
             .and_then(Option::as_mut)
-            .ok_or_else(|| ConnError::new(condition::NOT_FOUND, format!("no session on channel {channel}")))
+            .ok_or_else(|| {
+                ConnError::new(
+                    condition::NOT_FOUND,
+                    format!("no session on channel {channel}"),
+                )
+            })
     }
 
     pub(super) fn on_begin(&mut self, channel: u16, begin: Begin) -> ConnResult {
@@ -25,7 +30,11 @@ impl Engine {
                 "begin answers a session we never started",
             ));
         }
-        if self.sessions.get(channel as usize).is_some_and(Option::is_some) {
+        if self
+            .sessions
+            .get(channel as usize)
+            .is_some_and(Option::is_some)
+        {
             return Err(ConnError::new(
                 condition::NOT_ALLOWED,
                 format!("channel {channel} already has a session"),
@@ -34,7 +43,10 @@ impl Engine {
         if channel > self.ctx.config.channel_max {
             return Err(ConnError::new(
                 condition::NOT_ALLOWED,
-                format!("channel {channel} exceeds channel-max {}", self.ctx.config.channel_max),
+                format!(
+                    "channel {channel} exceeds channel-max {}",
+                    self.ctx.config.channel_max
+                ),
             ));
         }
         let config = &self.ctx.config;
@@ -63,7 +75,11 @@ impl Engine {
         let session = self.session(channel)?;
         let ending = session.ending;
         if let Some(e) = end.error {
-            tracing::info!(conn = self.id, "peer ended session with {}", e.condition.as_str());
+            tracing::info!(
+                conn = self.id,
+                "peer ended session with {}",
+                e.condition.as_str()
+            );
         }
         self.release_session(channel);
         if let Some(slot) = self.sessions.get_mut(channel as usize) {
@@ -78,12 +94,16 @@ impl Engine {
     /// Give back what a session held (its links, unsettled and blocked deliveries); the slot stays until the
     /// peer's `end`.
     fn release_session(&mut self, channel: u16) {
-        let Ok(session) = self.session(channel) else { return };
+        let Ok(session) = self.session(channel) else {
+            return;
+        };
         let links: Vec<u64> = session.links.values().copied().collect();
         for link in links {
             self.drop_link(link);
         }
-        let Ok(session) = self.session(channel) else { return };
+        let Ok(session) = self.session(channel) else {
+            return;
+        };
         let unsettled: Vec<_> = session.unsettled.drain(..).flatten().collect();
         let blocked: Vec<_> = session.blocked.drain(..).collect();
         for (link, delivery) in unsettled {
@@ -99,7 +119,9 @@ impl Engine {
     /// End a session with an error (a session-level protocol violation). Frames the peer sent before it sees
     /// our `end` are ignored until its own `end` arrives.
     pub(super) fn end_session(&mut self, channel: u16, error: AmqpError) {
-        let Ok(session) = self.session(channel) else { return };
+        let Ok(session) = self.session(channel) else {
+            return;
+        };
         if session.ending {
             return;
         }
@@ -116,7 +138,10 @@ impl Engine {
         if attach.handle > session.handle_max {
             return Err(ConnError::new(
                 condition::NOT_ALLOWED,
-                format!("handle {} exceeds handle-max {}", attach.handle, session.handle_max),
+                format!(
+                    "handle {} exceeds handle-max {}",
+                    attach.handle, session.handle_max
+                ),
             ));
         }
         if session.links.contains_key(&attach.handle) {
@@ -139,7 +164,11 @@ impl Engine {
             Role::Receiver => {
                 let source = attach.source.as_deref();
                 let dynamic = source.is_some_and(|s| s.dynamic);
-                let address = if dynamic { None } else { source.and_then(|s| s.address.clone()) };
+                let address = if dynamic {
+                    None
+                } else {
+                    source.and_then(|s| s.address.clone())
+                };
                 (OurRole::Sender, address, dynamic, false)
             }
         };
@@ -175,12 +204,17 @@ impl Engine {
             delivery_count: attach.initial_delivery_count.unwrap_or(0),
             link_credit: 0,
             anonymous,
-            presettle: role == OurRole::Sender && attach.snd_settle_mode == SenderSettleMode::Settled,
-            max_message_size: attach.max_message_size.filter(|m| *m > 0).map_or(max_message_size, |m| m.min(max_message_size)),
+            presettle: role == OurRole::Sender
+                && attach.snd_settle_mode == SenderSettleMode::Settled,
+            max_message_size: attach
+                .max_message_size
+                .filter(|m| *m > 0)
+                .map_or(max_message_size, |m| m.min(max_message_size)),
             partial: None,
             limit: 0,
             drain: false,
             flow_due: false,
+            streaming: None,
         });
         self.session(channel)?.links.insert(attach.handle, key);
         let request = AttachRequest {
@@ -207,7 +241,10 @@ impl Engine {
             None => {
                 self.end_session(
                     channel,
-                    AmqpError::new(condition::SESSION_UNATTACHED_HANDLE, format!("handle {handle} is not attached")),
+                    AmqpError::new(
+                        condition::SESSION_UNATTACHED_HANDLE,
+                        format!("handle {handle} is not attached"),
+                    ),
                 );
                 Ok(None)
             }
@@ -236,9 +273,15 @@ impl Engine {
             return Ok(());
         };
         if let Some(e) = &detach.error {
-            tracing::debug!(conn = self.id, "peer detached with {}", e.condition.as_str());
+            tracing::debug!(
+                conn = self.id,
+                "peer detached with {}",
+                e.condition.as_str()
+            );
         }
-        let Some(link) = self.link_mut(key) else { return Ok(()) };
+        let Some(link) = self.link_mut(key) else {
+            return Ok(());
+        };
         if let LinkState::Attaching { peer_detached, .. } = &mut link.state {
             // We still owe the peer our attach; the core's answer finishes this.
             *peer_detached = Some(detach.closed);
@@ -260,7 +303,11 @@ impl Engine {
     pub(super) fn drop_link(&mut self, key: u64) {
         let Some(link) = self.link(key) else { return };
         let (channel, handle, core) = (link.channel, link.handle, link.core);
-        if let Some(session) = self.sessions.get_mut(channel as usize).and_then(Option::as_mut) {
+        if let Some(session) = self
+            .sessions
+            .get_mut(channel as usize)
+            .and_then(Option::as_mut)
+        {
             session.links.remove(&handle);
             let taken = session.take_link(key);
             let mut blocked = Vec::new();
@@ -315,7 +362,9 @@ impl Engine {
         let Some(key) = self.link_for(channel, handle)? else {
             return Ok(());
         };
-        let Some(link) = self.link_mut(key) else { return Ok(()) };
+        let Some(link) = self.link_mut(key) else {
+            return Ok(());
+        };
         match link.role {
             OurRole::Sender => {
                 // limit = the peer's delivery-count + link-credit (its delivery-count defaults to ours).
@@ -325,7 +374,11 @@ impl Engine {
                 link.link_credit = link.limit.wrapping_sub(link.delivery_count);
                 if let Some(core) = link.core {
                     let (limit, drain) = (link.limit, link.drain);
-                    self.events.push(Event::Credit { link: core, limit, drain });
+                    self.events.push(Event::Credit {
+                        link: core,
+                        limit,
+                        drain,
+                    });
                 }
             }
             OurRole::Receiver => {}
@@ -338,8 +391,12 @@ impl Engine {
 
     /// Send a flow for the session, and for `link` if given.
     pub(super) fn session_flow(&mut self, channel: u16, link: Option<u64>) {
-        let link_state = link.and_then(|k| self.link(k)).map(|l| (l.handle, l.delivery_count, l.link_credit, l.drain));
-        let Ok(session) = self.session(channel) else { return };
+        let link_state = link
+            .and_then(|k| self.link(k))
+            .map(|l| (l.handle, l.delivery_count, l.link_credit, l.drain));
+        let Ok(session) = self.session(channel) else {
+            return;
+        };
         let mut flow = Flow {
             next_incoming_id: Some(session.next_incoming_id),
             incoming_window: session.incoming_window,
@@ -356,13 +413,21 @@ impl Engine {
         self.emit(channel, &Performative::Flow(flow));
     }
 
-    pub(super) fn on_transfer(&mut self, channel: u16, transfer: Transfer, payload: Bytes) -> ConnResult {
+    pub(super) fn on_transfer(
+        &mut self,
+        channel: u16,
+        transfer: Transfer,
+        payload: Bytes,
+    ) -> ConnResult {
         let window = self.ctx.config.session_window;
         let session = self.session(channel)?;
         if session.incoming_window == 0 {
             self.end_session(
                 channel,
-                AmqpError::new(condition::SESSION_WINDOW_VIOLATION, "transfer beyond the session's incoming window"),
+                AmqpError::new(
+                    condition::SESSION_WINDOW_VIOLATION,
+                    "transfer beyond the session's incoming window",
+                ),
             );
             return Ok(());
         }
@@ -375,22 +440,30 @@ impl Engine {
         let Some(key) = self.link_for(channel, transfer.handle)? else {
             return Ok(());
         };
-        let Some(link) = self.link_mut(key) else { return Ok(()) };
+        let Some(link) = self.link_mut(key) else {
+            return Ok(());
+        };
         if link.role != OurRole::Receiver {
             return Err(ConnError::new(
                 condition::NOT_ALLOWED,
                 "transfer on a link where the peer is the receiver",
             ));
         }
-        let partial = match link.partial.take() {
+        let mut partial = match link.partial.take() {
             Some(partial) => partial,
             None => {
                 // The first frame of a new delivery: it uses one credit.
                 let Some(delivery_id) = transfer.delivery_id else {
-                    return Err(ConnError::new(condition::INVALID_FIELD, "first transfer of a delivery without delivery-id"));
+                    return Err(ConnError::new(
+                        condition::INVALID_FIELD,
+                        "first transfer of a delivery without delivery-id",
+                    ));
                 };
                 if link.link_credit == 0 {
-                    let error = AmqpError::new(condition::LINK_TRANSFER_LIMIT_EXCEEDED, "transfer without link credit");
+                    let error = AmqpError::new(
+                        condition::LINK_TRANSFER_LIMIT_EXCEEDED,
+                        "transfer without link credit",
+                    );
                     self.detach_with_error(key, error);
                     return Ok(());
                 }
@@ -401,15 +474,26 @@ impl Engine {
                     settled: transfer.settled.unwrap_or(false),
                     chunks: Vec::new(),
                     len: 0,
+                    started: false,
                 }
             }
         };
-        let mut partial = partial;
-        if transfer.settled == Some(true) {
-            partial.settled = true;
-        }
+        let Some(core) = link.core else {
+            return Err(ConnError::new(
+                condition::ILLEGAL_STATE,
+                "transfer before the link was attached",
+            ));
+        };
         if transfer.aborted {
-            // An aborted delivery is settled and forgotten by both ends; nothing reaches the core.
+            // An aborted delivery is settled by the abort; what already went on is aborted downstream too.
+            if partial.started {
+                self.events.push(Event::TransferMore {
+                    link: core,
+                    msg: None,
+                    more: false,
+                    aborted: true,
+                });
+            }
             return Ok(());
         }
         partial.len += payload.len();
@@ -418,47 +502,74 @@ impl Engine {
                 condition::LINK_MESSAGE_SIZE_EXCEEDED,
                 format!("message exceeds max-message-size {}", link.max_message_size),
             );
+            // Detaching aborts what already went on (the core sees the link go mid-delivery).
             self.detach_with_error(key, error);
             return Ok(());
         }
-        if transfer.more {
-            if !payload.is_empty() {
-                partial.chunks.push(payload);
+        if partial.started {
+            // Later frames of a streamed delivery go on as they arrive: a large message is never held whole.
+            let msg = Msg {
+                charge: self.budget.charge(payload.len()),
+                chunks: Chunks::One(payload),
+            };
+            self.events.push(Event::TransferMore {
+                link: core,
+                msg: Some(msg),
+                more: transfer.more,
+                aborted: false,
+            });
+            if transfer.more {
+                if let Some(link) = self.link_mut(key) {
+                    link.partial = Some(partial);
+                }
             }
-            link.partial = Some(partial);
             return Ok(());
         }
-        let Some(core) = link.core else {
-            return Err(ConnError::new(condition::ILLEGAL_STATE, "transfer before the link was attached"));
-        };
-        let anonymous = link.anonymous;
-        let Partial {
-            delivery_id,
-            settled,
-            mut chunks,
-            len,
-        } = partial;
-        // The common single-frame message needs no allocation: its one chunk is the frame's payload slice.
-        let chunks = if chunks.is_empty() {
-            Chunks::One(payload)
-        } else {
+        // The first part. An anonymous link routes by the message's `to`, so it holds frames until the
+        // properties section has arrived (or the message ends).
+        let mut to = None;
+        if link.anonymous {
             if !payload.is_empty() {
-                chunks.push(payload);
+                partial.chunks.push(payload.clone());
             }
-            Chunks::Many(chunks)
+            match scan_chunks(&partial.chunks) {
+                Scan::Incomplete if transfer.more && partial.len < SCAN_LIMIT => {
+                    link.partial = Some(partial);
+                    return Ok(());
+                }
+                Scan::Complete(info) => to = info.to,
+                Scan::Incomplete => {}
+            }
+        }
+        let chunks = if link.anonymous {
+            let mut held = std::mem::take(&mut partial.chunks);
+            if held.len() == 1 {
+                Chunks::One(held.pop().unwrap_or_default())
+            } else {
+                Chunks::Many(held)
+            }
+        } else {
+            // The common case needs no allocation: the one chunk is the frame's payload slice.
+            Chunks::One(payload)
         };
-        let to = if anonymous { message_to(&chunks) } else { None };
         let msg = Msg {
+            charge: self.budget.charge(partial.len),
             chunks,
-            charge: self.budget.charge(len),
         };
         self.events.push(Event::Transfer {
             link: core,
-            delivery_id,
-            settled,
+            delivery_id: partial.delivery_id,
+            settled: partial.settled,
             to,
             msg,
+            more: transfer.more,
         });
+        if transfer.more {
+            partial.started = true;
+            if let Some(link) = self.link_mut(key) {
+                link.partial = Some(partial);
+            }
+        }
         Ok(())
     }
 
@@ -487,7 +598,10 @@ impl Engine {
         }
         let last = d.last.unwrap_or(d.first);
         if last.wrapping_sub(d.first) > 1_000_000 {
-            return Err(ConnError::new(condition::INVALID_FIELD, "disposition range too large"));
+            return Err(ConnError::new(
+                condition::INVALID_FIELD,
+                "disposition range too large",
+            ));
         }
         let terminal = match &d.state {
             None => d.settled,
@@ -538,17 +652,17 @@ impl Engine {
     }
 }
 
-/// The `to` of a message on an anonymous link (only the first frame is looked at unless it is too short).
-fn message_to(chunks: &Chunks) -> Option<String> {
+/// How much of a message an anonymous link holds back while looking for its `to`.
+const SCAN_LIMIT: usize = 64 * 1024;
+
+/// Scan the sections of the bytes held so far (joined only when they span frames).
+fn scan_chunks(chunks: &[bytes::Bytes]) -> Scan {
     let scan = match chunks {
-        Chunks::One(b) => scan_message(b),
-        Chunks::Many(v) => {
-            let joined: Vec<u8> = v.iter().flat_map(|b| b.iter().copied()).take(64 * 1024).collect();
+        [one] => scan_message(one),
+        many => {
+            let joined: Vec<u8> = many.iter().flat_map(|b| b.iter().copied()).collect();
             scan_message(&joined)
         }
     };
-    match scan {
-        Ok(Scan::Complete(info)) => info.to,
-        _ => None,
-    }
+    scan.unwrap_or(Scan::Incomplete)
 }

@@ -2,8 +2,8 @@
 
 use bytes::BytesMut;
 use shoal_amqp::{
-    check_frame, parse_protocol_header, parse_sasl_frame, ProtocolId, SaslCode, SaslFrame, AMQP_HEADER,
-    MIN_MAX_FRAME_SIZE, SASL_HEADER,
+    check_frame, parse_protocol_header, parse_sasl_frame, ProtocolId, SaslCode, SaslFrame,
+    AMQP_HEADER, MIN_MAX_FRAME_SIZE, SASL_HEADER,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -25,7 +25,11 @@ pub enum HandshakeError {
 }
 
 /// Read at least `n` bytes into `buf`.
-async fn fill<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut, n: usize) -> Result<(), HandshakeError> {
+async fn fill<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    n: usize,
+) -> Result<(), HandshakeError> {
     while buf.len() < n {
         if r.read_buf(buf).await? == 0 {
             return Err(HandshakeError::Eof);
@@ -34,7 +38,12 @@ async fn fill<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut, n: usize) -> 
     Ok(())
 }
 
-async fn header<R, W>(r: &mut R, w: &mut W, buf: &mut BytesMut, supported: [u8; 8]) -> Result<ProtocolId, HandshakeError>
+async fn header<R, W>(
+    r: &mut R,
+    w: &mut W,
+    buf: &mut BytesMut,
+    supported: [u8; 8],
+) -> Result<ProtocolId, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -56,14 +65,22 @@ where
 }
 
 /// Run the handshake; returns the bytes read past it (the start of the AMQP frames).
-pub async fn run<R, W>(r: &mut R, w: &mut W, config: &RouterConfig) -> Result<BytesMut, HandshakeError>
+pub async fn run<R, W>(
+    r: &mut R,
+    w: &mut W,
+    config: &RouterConfig,
+) -> Result<BytesMut, HandshakeError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = BytesMut::with_capacity(4096);
     let sasl_required = !config.auth.allow_anonymous;
-    let preferred = if sasl_required { SASL_HEADER } else { AMQP_HEADER };
+    let preferred = if sasl_required {
+        SASL_HEADER
+    } else {
+        AMQP_HEADER
+    };
     match header(r, w, &mut buf, preferred).await? {
         ProtocolId::Amqp if !sasl_required => {
             w.write_all(&AMQP_HEADER).await?;
@@ -100,10 +117,18 @@ where
     };
     let init = match parse_sasl_frame(frame) {
         Ok(SaslFrame::Init(init)) => init,
-        Ok(other) => return Err(HandshakeError::Sasl(format!("expected sasl-init, got {other:?}"))),
+        Ok(other) => {
+            return Err(HandshakeError::Sasl(format!(
+                "expected sasl-init, got {other:?}"
+            )))
+        }
         Err(e) => return Err(HandshakeError::Sasl(e.to_string())),
     };
-    let result = sasl::authenticate(&config.auth, init.mechanism.as_str(), init.initial_response.as_ref());
+    let result = sasl::authenticate(
+        &config.auth,
+        init.mechanism.as_str(),
+        init.initial_response.as_ref(),
+    );
     let code = match &result {
         Ok(_) => SaslCode::Ok,
         Err(code) => *code,
@@ -123,7 +148,9 @@ where
         _ => {
             w.write_all(&AMQP_HEADER).await?;
             w.flush().await?;
-            Err(HandshakeError::Header("expected the AMQP header after SASL".into()))
+            Err(HandshakeError::Header(
+                "expected the AMQP header after SASL".into(),
+            ))
         }
     }
 }

@@ -36,13 +36,16 @@ pub fn authenticate(
             // authzid NUL authcid NUL passwd
             let response = response.ok_or(SaslCode::Auth)?;
             let mut parts = response.split(|b| *b == 0);
-            let (_authzid, user, pass) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(z), Some(u), Some(p), None) => (z, u, p),
-                _ => return Err(SaslCode::Auth),
-            };
+            let (_authzid, user, pass) =
+                match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some(z), Some(u), Some(p), None) => (z, u, p),
+                    _ => return Err(SaslCode::Auth),
+                };
             let user = std::str::from_utf8(user).map_err(|_| SaslCode::Auth)?;
             match auth.users.get(user) {
-                Some(expected) if constant_time_eq(expected.as_bytes(), pass) => Ok(Identity::User(user.to_owned())),
+                Some(expected) if constant_time_eq(expected.as_bytes(), pass) => {
+                    Ok(Identity::User(user.to_owned()))
+                }
                 _ => Err(SaslCode::Auth),
             }
         }
@@ -84,20 +87,35 @@ mod tests {
         let ok = Bytes::from_static(b"\0alice\0secret");
         let bad = Bytes::from_static(b"\0alice\0wrong");
         let garbage = Bytes::from_static(b"alice");
-        assert_eq!(authenticate(&auth(), "PLAIN", Some(&ok)), Ok(Identity::User("alice".into())));
-        assert_eq!(authenticate(&auth(), "PLAIN", Some(&bad)), Err(SaslCode::Auth));
-        assert_eq!(authenticate(&auth(), "PLAIN", Some(&garbage)), Err(SaslCode::Auth));
+        assert_eq!(
+            authenticate(&auth(), "PLAIN", Some(&ok)),
+            Ok(Identity::User("alice".into()))
+        );
+        assert_eq!(
+            authenticate(&auth(), "PLAIN", Some(&bad)),
+            Err(SaslCode::Auth)
+        );
+        assert_eq!(
+            authenticate(&auth(), "PLAIN", Some(&garbage)),
+            Err(SaslCode::Auth)
+        );
         assert_eq!(authenticate(&auth(), "PLAIN", None), Err(SaslCode::Auth));
     }
 
     #[test]
     fn anonymous_only_when_allowed() {
-        assert_eq!(authenticate(&auth(), "ANONYMOUS", None), Err(SaslCode::Auth));
+        assert_eq!(
+            authenticate(&auth(), "ANONYMOUS", None),
+            Err(SaslCode::Auth)
+        );
         let open = AuthConfig {
             allow_anonymous: true,
             ..auth()
         };
-        assert_eq!(authenticate(&open, "ANONYMOUS", None), Ok(Identity::Anonymous));
+        assert_eq!(
+            authenticate(&open, "ANONYMOUS", None),
+            Ok(Identity::Anonymous)
+        );
         assert_eq!(authenticate(&open, "GSSAPI", None), Err(SaslCode::Auth));
     }
 }

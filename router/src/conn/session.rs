@@ -6,13 +6,16 @@ use shoal_amqp::Attach;
 
 use crate::core::api::{DeliveryKey, LinkKey, Msg};
 
-/// A delivery the peer sent on one of our receiving links, still arriving frame by frame.
+/// A delivery the peer is sending on one of our receiving links, still arriving frame by frame.
 #[derive(Debug)]
 pub struct Partial {
     pub delivery_id: u32,
     pub settled: bool,
+    /// Payload held back before the first part goes to the core (an anonymous link waits for the `to`).
     pub chunks: Vec<bytes::Bytes>,
     pub len: usize,
+    /// The first part went to the core: later frames follow it as they arrive.
+    pub started: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +29,10 @@ pub enum OurRole {
 #[derive(Debug)]
 pub enum LinkState {
     /// Waiting for the core; `reply` is the attach we will answer with.
-    Attaching { reply: Box<Attach>, peer_detached: Option<bool> },
+    Attaching {
+        reply: Box<Attach>,
+        peer_detached: Option<bool>,
+    },
     Attached,
 }
 
@@ -54,23 +60,29 @@ pub struct LinkEnd {
     pub drain: bool,
     /// Receiving link: credit changed and a flow must go out.
     pub flow_due: bool,
+    /// Sending link: the delivery-id of a streamed delivery still being written.
+    pub streaming: Option<u32>,
 }
 
-/// A delivery waiting for the peer's session window to open.
+/// A delivery, or one part of a streamed delivery, to write on a sending link: written at once when the
+/// peer's session window allows, else queued in order.
 #[derive(Debug)]
 pub struct Blocked {
     pub link: u64,
+    /// On a delivery's first part: its delivery-id and whether it goes settled (the first frame carries them).
+    pub first: Option<(u32, bool)>,
+    /// The core's key, to release it if it never goes out.
     pub delivery: Option<DeliveryKey>,
-    pub delivery_id: u32,
-    pub settled: bool,
-    pub msg: Msg,
+    pub msg: Option<Msg>,
     /// Payload bytes already sent in earlier frames.
     pub offset: usize,
+    /// More parts of this delivery follow this one.
+    pub more: bool,
+    pub aborted: bool,
 }
 
 #[derive(Debug)]
 pub struct Session {
-
     pub handle_max: u32,
     /// Remote handle -> our link key (handles are bounded by handle-max, so a vector indexed by handle).
     pub links: HandleMap,
@@ -94,7 +106,6 @@ pub struct Session {
 impl Session {
     pub fn new(window: u32, handle_max: u32) -> Session {
         Session {
-
             handle_max,
             links: HandleMap::default(),
             next_incoming_id: 0,
@@ -200,7 +211,6 @@ mod tests {
         s.track(start, 1, key(0));
         s.track(start.wrapping_add(2), 2, key(2)); // id start+1 went presettled
         s.track(start.wrapping_add(3), 1, key(3));
-
 
         assert_eq!(s.settle(start), Some((1, key(0))));
         assert_eq!(s.settle(start), None);

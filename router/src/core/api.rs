@@ -72,12 +72,23 @@ impl Chunks {
 }
 
 impl Msg {
-    /// A copy for one more receiver of a multicast: the chunks are shared, the charge grows by their size.
+    /// A copy for one more receiver of a multicast: the chunks are shared, and so is the origin's budget.
     pub fn share(&self) -> Msg {
         Msg {
             chunks: self.chunks.clone(),
             charge: self.charge.share(),
         }
+    }
+
+    /// Append the next part of a message that arrives in parts (a streamed delivery waiting in the core).
+    pub fn append(&mut self, part: Msg) {
+        let mut chunks = match std::mem::replace(&mut self.chunks, Chunks::Many(Vec::new())) {
+            Chunks::One(b) => vec![b],
+            Chunks::Many(v) => v,
+        };
+        chunks.extend(part.chunks.iter().cloned());
+        self.chunks = Chunks::Many(chunks);
+        self.charge.absorb(part.charge);
     }
 }
 
@@ -100,13 +111,22 @@ pub enum Event {
     /// The link is gone (detached by the peer, or the connection closed). For an outgoing link the connection
     /// first reports every unsettled delivery on it as released.
     Detach { link: LinkKey },
-    /// A whole message arrived on an incoming link. `to` is filled for anonymous links only.
+    /// A message, or its first part, arrived on an incoming link. `to` is filled for anonymous links only.
+    /// With `more`, the rest follows as [`Event::TransferMore`]: large messages stream through the router.
     Transfer {
         link: LinkKey,
         delivery_id: u32,
         settled: bool,
         to: Option<String>,
         msg: Msg,
+        more: bool,
+    },
+    /// The next part of the delivery in progress on `link`; `aborted` ends it unfinished.
+    TransferMore {
+        link: LinkKey,
+        msg: Option<Msg>,
+        more: bool,
+        aborted: bool,
     },
     /// The receiver's credit window, in delivery-count sequence space: it may receive deliveries up to `limit`.
     Credit {
@@ -135,11 +155,20 @@ pub enum Command {
     Refused { local: LocalLink, error: AmqpError },
     /// Add `credit` to an incoming link.
     Grant { local: LocalLink, credit: u32 },
-    /// Send a message on an outgoing link; `delivery` is `None` when it goes presettled.
+    /// Send a message (or its first part, with `more`) on an outgoing link; `delivery` is `None` when it goes
+    /// presettled. Nothing else is sent on the link until its last part.
     Deliver {
         local: LocalLink,
         delivery: Option<DeliveryKey>,
         msg: Msg,
+        more: bool,
+    },
+    /// The next part of the delivery in progress on an outgoing link; `aborted` ends it unfinished.
+    DeliverMore {
+        local: LocalLink,
+        msg: Option<Msg>,
+        more: bool,
+        aborted: bool,
     },
     /// Settle an incoming delivery with this outcome.
     Settle {
@@ -163,17 +192,9 @@ pub enum Admin {
 /// Everything the core receives on its one channel.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Open {
-        conn: ConnId,
-        outbox: Arc<Outbox>,
-    },
-    Batch {
-        conn: ConnId,
-        events: Vec<Event>,
-    },
-    Closed {
-        conn: ConnId,
-    },
+    Open { conn: ConnId, outbox: Arc<Outbox> },
+    Batch { conn: ConnId, events: Vec<Event> },
+    Closed { conn: ConnId },
     Admin(Admin),
 }
 

@@ -49,7 +49,12 @@ impl Snapshot {
         let gauge = |out: &mut String, name: &str, help: &str, v: usize| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        gauge(&mut out, "shoal_connections", "Open client connections.", self.connections);
+        gauge(
+            &mut out,
+            "shoal_connections",
+            "Open client connections.",
+            self.connections,
+        );
         gauge(&mut out, "shoal_links", "Attached links.", self.links);
         gauge(
             &mut out,
@@ -59,18 +64,58 @@ impl Snapshot {
         );
         type Field = fn(&AddressSnapshot) -> u64;
         let families: [(&str, &str, &str, Field); 7] = [
-            ("shoal_deliveries_in_total", "counter", "Deliveries received from senders.", |a| a.stats.deliveries_in),
-            ("shoal_deliveries_out_total", "counter", "Deliveries sent to receivers.", |a| a.stats.deliveries_out),
-            ("shoal_deliveries_dropped_total", "counter", "Presettled deliveries dropped.", |a| a.stats.dropped),
-            ("shoal_deliveries_released_total", "counter", "Deliveries released to their sender.", |a| a.stats.released),
-            ("shoal_senders_blocked", "gauge", "Senders holding no credit.", |a| a.senders_blocked as u64),
-            ("shoal_address_consumers", "gauge", "Receivers attached.", |a| a.consumers as u64),
-            ("shoal_address_queued", "gauge", "Deliveries waiting for receiver credit.", |a| a.queued as u64),
+            (
+                "shoal_deliveries_in_total",
+                "counter",
+                "Deliveries received from senders.",
+                |a| a.stats.deliveries_in,
+            ),
+            (
+                "shoal_deliveries_out_total",
+                "counter",
+                "Deliveries sent to receivers.",
+                |a| a.stats.deliveries_out,
+            ),
+            (
+                "shoal_deliveries_dropped_total",
+                "counter",
+                "Presettled deliveries dropped.",
+                |a| a.stats.dropped,
+            ),
+            (
+                "shoal_deliveries_released_total",
+                "counter",
+                "Deliveries released to their sender.",
+                |a| a.stats.released,
+            ),
+            (
+                "shoal_senders_blocked",
+                "gauge",
+                "Senders holding no credit.",
+                |a| a.senders_blocked as u64,
+            ),
+            (
+                "shoal_address_consumers",
+                "gauge",
+                "Receivers attached.",
+                |a| a.consumers as u64,
+            ),
+            (
+                "shoal_address_queued",
+                "gauge",
+                "Deliveries waiting for receiver credit.",
+                |a| a.queued as u64,
+            ),
         ];
         for (name, kind, help, field) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for a in &self.addresses {
-                let _ = writeln!(out, "{name}{{address=\"{}\"}} {}", escape(&a.address), field(a));
+                let _ = writeln!(
+                    out,
+                    "{name}{{address=\"{}\"}} {}",
+                    escape(&a.address),
+                    field(a)
+                );
             }
         }
         out

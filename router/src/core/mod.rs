@@ -54,6 +54,8 @@ enum LinkKind {
         credit: u32,
         /// Deliveries from this link the router still holds (queued, or unsettled downstream).
         in_router: u32,
+        /// Where the parts of a delivery still arriving go.
+        open: Option<routing::Stream>,
     },
     /// A client receiver: the router sends.
     Outgoing(Outgoing),
@@ -65,6 +67,8 @@ struct Outgoing {
     sent: u32,
     unsettled: u32,
     drain: bool,
+    /// A streamed delivery is in progress on this link: nothing else may start until its last part.
+    busy: bool,
     /// Multicast copies waiting for this receiver's credit.
     backlog: VecDeque<Pending>,
 }
@@ -83,6 +87,8 @@ struct Pending {
     /// A presettled anycast message holds its sender's credit slot until it is handed on (or dropped): this is
     /// the link to give it back to. Unsettled deliveries give theirs back at settlement.
     from: Option<LinkKey>,
+    /// Still arriving (a streamed message queued before its last part): the incoming link it streams from.
+    open: Option<LinkKey>,
 }
 
 struct Address {
@@ -214,7 +220,14 @@ impl Core {
                 settled,
                 to,
                 msg,
-            } => self.transfer(link, delivery_id, settled, to, msg),
+                more,
+            } => self.transfer(link, delivery_id, settled, to, msg, more),
+            Event::TransferMore {
+                link,
+                msg,
+                more,
+                aborted,
+            } => self.transfer_more(link, msg, more, aborted),
             Event::Credit { link, limit, drain } => self.credit(link, limit, drain),
             Event::Outcome {
                 link,
@@ -272,8 +285,10 @@ impl Core {
                     .producers
                     .iter()
                     .filter(|l| {
-                        matches!(self.link(**l).map(|l| &l.kind),
-                            Some(LinkKind::Incoming { credit: 0, .. }))
+                        matches!(
+                            self.link(**l).map(|l| &l.kind),
+                            Some(LinkKind::Incoming { credit: 0, .. })
+                        )
                     })
                     .count(),
                 stats: a.stats.clone(),
@@ -378,6 +393,7 @@ impl Core {
             LinkKind::Incoming {
                 credit: 0,
                 in_router: 0,
+                open: None,
             }
         } else {
             LinkKind::Outgoing(Outgoing {
@@ -385,6 +401,7 @@ impl Core {
                 sent: 0,
                 unsettled: 0,
                 drain: false,
+                busy: false,
                 backlog: VecDeque::new(),
             })
         };
@@ -435,6 +452,8 @@ impl Core {
         if self.link(key).is_none() {
             return;
         }
+        // A delivery still streaming from this link ends here, unfinished.
+        self.transfer_more_dropped(key);
         let link = self.links.remove(key.index as usize);
         let Some(id) = link.addr else {
             return;

@@ -4,6 +4,21 @@ use shoal_amqp::{condition, AmqpError, DeliveryState};
 
 use super::api::{Command, DeliveryKey, LinkKey, Msg};
 use super::{AddrId, Core, Delivery, LinkKind, Pending};
+
+/// Where the rest of a delivery that arrives in parts goes.
+pub(super) enum Stream {
+    /// Being written to these receivers (anycast: one); each is busy until the last part.
+    Sent {
+        to: Vec<LinkKey>,
+        delivery: Option<DeliveryKey>,
+    },
+    /// Waiting in its address's queue for receiver credit (anycast).
+    Queued { addr: AddrId },
+    /// Collected whole before it fans out (multicast).
+    Collecting { addr: AddrId, pending: Pending },
+    /// Nowhere to go: the rest is dropped.
+    Discard,
+}
 use crate::config::Distribution;
 
 /// The outcome of an unsettled delivery so far, across its copies.
@@ -52,6 +67,7 @@ impl Core {
         settled: bool,
         to: Option<String>,
         msg: Msg,
+        more: bool,
     ) {
         let Some(link) = self.link_mut(from) else {
             return;
@@ -59,7 +75,10 @@ impl Core {
         let conn = link.conn;
         let local = link.local;
         let link_addr = link.addr;
-        if let LinkKind::Incoming { credit, in_router } = &mut link.kind {
+        if let LinkKind::Incoming {
+            credit, in_router, ..
+        } = &mut link.kind
+        {
             *credit = credit.saturating_sub(1);
             *in_router += 1;
         }
@@ -83,6 +102,9 @@ impl Core {
                     );
                 }
                 self.slot_returned(from);
+                if more {
+                    self.set_open(from, Stream::Discard);
+                }
                 return;
             }
         };
@@ -103,12 +125,167 @@ impl Core {
             }
         });
         match self.addresses[addr].distribution {
+            // A multicast message is collected whole before it fans out (copies of a half-arrived message would
+            // pin every receiver's link to this sender's pace).
+            Distribution::Multicast if more => {
+                let pending = Pending {
+                    msg,
+                    delivery,
+                    from: None,
+                    open: None,
+                };
+                self.set_open(from, Stream::Collecting { addr, pending });
+            }
             Distribution::Multicast => self.multicast(addr, from, msg, delivery),
             Distribution::Balanced | Distribution::Closest => {
-                let from = settled.then_some(from);
-                self.anycast(addr, Pending { msg, delivery, from })
+                let pending = Pending {
+                    msg,
+                    delivery,
+                    from: settled.then_some(from),
+                    open: more.then_some(from),
+                };
+                self.anycast(addr, pending)
             }
         }
+    }
+
+    /// The next part of a streamed delivery: it follows the first part wherever that went.
+    pub(super) fn transfer_more(
+        &mut self,
+        link: LinkKey,
+        msg: Option<Msg>,
+        more: bool,
+        aborted: bool,
+    ) {
+        let Some(stream) = self.take_open(link) else {
+            return;
+        };
+        let more = more && !aborted;
+        let done = !more;
+        match stream {
+            Stream::Sent { to, delivery } => {
+                let last = to.len().saturating_sub(1);
+                let mut msg = msg;
+                for (i, out) in to.iter().enumerate() {
+                    let mut part = if i == last {
+                        msg.take()
+                    } else {
+                        msg.as_ref().map(Msg::share)
+                    };
+                    if let Some(p) = part.as_mut() {
+                        p.charge.activate();
+                    }
+                    let Some(l) = self.link_mut(*out) else {
+                        continue;
+                    };
+                    let (conn, local) = (l.conn, l.local);
+                    if let LinkKind::Outgoing(o) = &mut l.kind {
+                        o.busy = !done;
+                    }
+                    self.send(
+                        conn,
+                        Command::DeliverMore {
+                            local,
+                            msg: part,
+                            more,
+                            aborted,
+                        },
+                    );
+                }
+                if aborted {
+                    if let Some(d) = delivery {
+                        self.abandon(d);
+                    }
+                }
+                if done {
+                    for out in to {
+                        self.pump(out);
+                    }
+                } else {
+                    self.set_open(link, Stream::Sent { to, delivery });
+                }
+            }
+            Stream::Queued { addr } => {
+                let queue = &mut self.addresses[addr].queue;
+                let Some(i) = queue.iter().rposition(|p| p.open == Some(link)) else {
+                    return;
+                };
+                if aborted {
+                    let pending = queue.remove(i).expect("found above");
+                    if let Some(d) = pending.delivery {
+                        self.abandon(d);
+                    }
+                    if let Some(from) = pending.from {
+                        self.slot_returned(from);
+                    }
+                    return;
+                }
+                if let Some(msg) = msg {
+                    queue[i].msg.append(msg);
+                }
+                if more {
+                    self.set_open(link, Stream::Queued { addr });
+                } else {
+                    queue[i].open = None;
+                }
+            }
+            Stream::Collecting { addr, mut pending } => {
+                if aborted {
+                    match pending.delivery {
+                        Some(d) => self.abandon(d),
+                        None => self.slot_returned(link),
+                    }
+                    return;
+                }
+                if let Some(msg) = msg {
+                    pending.msg.append(msg);
+                }
+                if more {
+                    self.set_open(link, Stream::Collecting { addr, pending });
+                } else {
+                    self.multicast(addr, link, pending.msg, pending.delivery);
+                }
+            }
+            Stream::Discard => {
+                if !done {
+                    self.set_open(link, Stream::Discard);
+                }
+            }
+        }
+    }
+
+    /// The incoming link is going away mid-delivery: the delivery is aborted.
+    pub(super) fn transfer_more_dropped(&mut self, link: LinkKey) {
+        let open = matches!(
+            self.link(link).map(|l| &l.kind),
+            Some(LinkKind::Incoming { open: Some(_), .. })
+        );
+        if open {
+            self.transfer_more(link, None, false, true);
+        }
+    }
+
+    fn set_open(&mut self, link: LinkKey, stream: Stream) {
+        if let Some(LinkKind::Incoming { open, .. }) = self.link_mut(link).map(|l| &mut l.kind) {
+            *open = Some(stream);
+        }
+    }
+
+    fn take_open(&mut self, link: LinkKey) -> Option<Stream> {
+        match self.link_mut(link).map(|l| &mut l.kind) {
+            Some(LinkKind::Incoming { open, .. }) => open.take(),
+            _ => None,
+        }
+    }
+
+    /// The sender aborted an unsettled delivery: an aborted delivery is settled by the abort itself, so nobody
+    /// is told an outcome; its slot comes back.
+    fn abandon(&mut self, key: DeliveryKey) {
+        if self.delivery(key).is_none() {
+            return;
+        }
+        let d = self.deliveries.remove(key.index as usize);
+        self.slot_returned(d.from);
     }
 
     fn anycast(&mut self, addr: AddrId, pending: Pending) {
@@ -122,7 +299,12 @@ impl Core {
         match self.pick_consumer(addr) {
             Some(to) => self.deliver(addr, to, pending),
             // Consumers exist but none has credit: wait in the address's queue, bounded by the senders' credit.
-            None => self.addresses[addr].queue.push_back(pending),
+            None => {
+                if let Some(link) = pending.open {
+                    self.set_open(link, Stream::Queued { addr });
+                }
+                self.addresses[addr].queue.push_back(pending);
+            }
         }
     }
 
@@ -138,7 +320,7 @@ impl Core {
             let Some(LinkKind::Outgoing(out)) = self.link(key).map(|l| &l.kind) else {
                 continue;
             };
-            if out.available() == 0 || !out.backlog.is_empty() {
+            if out.available() == 0 || out.busy || !out.backlog.is_empty() {
                 continue;
             }
             let score = match a.distribution {
@@ -161,7 +343,13 @@ impl Core {
     fn multicast(&mut self, addr: AddrId, from: LinkKey, msg: Msg, delivery: Option<DeliveryKey>) {
         let consumers = self.addresses[addr].consumers.clone();
         if consumers.is_empty() {
-            self.unrouted(addr, Pending { msg, delivery, from: None });
+            let pending = Pending {
+                msg,
+                delivery,
+                from: None,
+                open: None,
+            };
+            self.unrouted(addr, pending);
             self.slot_returned_if(delivery.is_none(), from);
             return;
         }
@@ -175,17 +363,20 @@ impl Core {
             let copy = if i == last {
                 msg.take().expect("the last consumer takes the original")
             } else {
-                msg.as_ref().expect("original kept until the last consumer").share()
+                msg.as_ref()
+                    .expect("original kept until the last consumer")
+                    .share()
             };
             let pending = Pending {
                 msg: copy,
                 delivery,
                 from: None,
+                open: None,
             };
             let Some(LinkKind::Outgoing(out)) = self.link_mut(to).map(|l| &mut l.kind) else {
                 continue;
             };
-            if out.available() > 0 && out.backlog.is_empty() {
+            if out.available() > 0 && !out.busy && out.backlog.is_empty() {
                 self.deliver(addr, to, pending);
             } else if delivery.is_some() || out.backlog.len() < capacity {
                 // Unsettled copies are bounded by the senders' credit; presettled ones by the capacity.
@@ -211,8 +402,10 @@ impl Core {
             return;
         };
         let (conn, local) = (link.conn, link.local);
+        let more = pending.open.is_some();
         if let LinkKind::Outgoing(out) = &mut link.kind {
             out.sent = out.sent.wrapping_add(1);
+            out.busy = more;
             if pending.delivery.is_some() {
                 out.unsettled += 1;
             }
@@ -221,12 +414,22 @@ impl Core {
         if let Some(from) = pending.from {
             self.slot_returned(from);
         }
+        if let Some(stream_from) = pending.open {
+            let stream = Stream::Sent {
+                to: vec![to],
+                delivery: pending.delivery,
+            };
+            self.set_open(stream_from, stream);
+        }
+        let mut msg = pending.msg;
+        msg.charge.activate();
         self.send(
             conn,
             Command::Deliver {
                 local,
                 delivery: pending.delivery,
-                msg: pending.msg,
+                msg,
+                more,
             },
         );
     }
@@ -235,6 +438,10 @@ impl Core {
     pub(super) fn unrouted(&mut self, addr: AddrId, pending: Pending) {
         if let Some(from) = pending.from {
             self.slot_returned(from);
+        }
+        if let Some(link) = pending.open {
+            // The rest of it has nowhere to go either.
+            self.set_open(link, Stream::Discard);
         }
         match pending.delivery {
             Some(d) => self.copy_outcome(d, DeliveryState::Released),
@@ -266,7 +473,7 @@ impl Core {
             let Some(LinkKind::Outgoing(out)) = self.link_mut(key).map(|l| &mut l.kind) else {
                 return;
             };
-            if out.available() == 0 {
+            if out.available() == 0 || out.busy {
                 break;
             }
             let next = match out.backlog.pop_front() {
@@ -281,7 +488,7 @@ impl Core {
         let Some(LinkKind::Outgoing(out)) = self.link_mut(key).map(|l| &mut l.kind) else {
             return;
         };
-        if out.drain && out.available() > 0 {
+        if out.drain && out.available() > 0 && !out.busy {
             out.sent = out.limit;
             out.drain = false;
             let limit = out.limit;
@@ -290,8 +497,15 @@ impl Core {
     }
 
     /// A receiver settled (or gave an outcome for) a delivery the router sent it.
-    pub(super) fn outcome(&mut self, from: Option<LinkKey>, delivery: DeliveryKey, state: DeliveryState) {
-        if let Some(LinkKind::Outgoing(out)) = from.and_then(|f| self.link_mut(f)).map(|l| &mut l.kind) {
+    pub(super) fn outcome(
+        &mut self,
+        from: Option<LinkKey>,
+        delivery: DeliveryKey,
+        state: DeliveryState,
+    ) {
+        if let Some(LinkKind::Outgoing(out)) =
+            from.and_then(|f| self.link_mut(f)).map(|l| &mut l.kind)
+        {
             out.unsettled = out.unsettled.saturating_sub(1);
         }
         if matches!(state, DeliveryState::Released) {
@@ -345,7 +559,8 @@ impl Core {
 
     /// A delivery from `link` no longer occupies the router: the sender may have that credit back.
     pub(super) fn slot_returned(&mut self, link: LinkKey) {
-        if let Some(LinkKind::Incoming { in_router, .. }) = self.link_mut(link).map(|l| &mut l.kind) {
+        if let Some(LinkKind::Incoming { in_router, .. }) = self.link_mut(link).map(|l| &mut l.kind)
+        {
             *in_router = in_router.saturating_sub(1);
             self.replenish(link);
         }
@@ -363,7 +578,10 @@ impl Core {
             return;
         }
         let (conn, local) = (link.conn, link.local);
-        let Some(LinkKind::Incoming { credit, in_router }) = self.link_mut(key).map(|l| &mut l.kind) else {
+        let Some(LinkKind::Incoming {
+            credit, in_router, ..
+        }) = self.link_mut(key).map(|l| &mut l.kind)
+        else {
             return;
         };
         let free = capacity.saturating_sub(*credit + *in_router);
@@ -372,6 +590,12 @@ impl Core {
             return;
         }
         *credit += free;
-        self.send(conn, Command::Grant { local, credit: free });
+        self.send(
+            conn,
+            Command::Grant {
+                local,
+                credit: free,
+            },
+        );
     }
 }

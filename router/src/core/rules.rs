@@ -160,10 +160,26 @@ mod tests {
     #[test]
     fn most_specific_rule_wins() {
         let mut rules = Rules::new(Distribution::Balanced);
-        rules.set(rule("p", Matcher::Pattern("a/#".into()), Distribution::Multicast));
-        rules.set(rule("q", Matcher::Pattern("a/*/c".into()), Distribution::Closest));
-        rules.set(rule("pre", Matcher::Prefix("a/b".into()), Distribution::Multicast));
-        rules.set(rule("ex", Matcher::Exact("a/b/c".into()), Distribution::Balanced));
+        rules.set(rule(
+            "p",
+            Matcher::Pattern("a/#".into()),
+            Distribution::Multicast,
+        ));
+        rules.set(rule(
+            "q",
+            Matcher::Pattern("a/*/c".into()),
+            Distribution::Closest,
+        ));
+        rules.set(rule(
+            "pre",
+            Matcher::Prefix("a/b".into()),
+            Distribution::Multicast,
+        ));
+        rules.set(rule(
+            "ex",
+            Matcher::Exact("a/b/c".into()),
+            Distribution::Balanced,
+        ));
         assert_eq!(rules.lookup("a/b/c").0, Distribution::Balanced);
         assert_eq!(rules.lookup("a/b/d").0, Distribution::Multicast);
         assert_eq!(rules.lookup("a/x/c").0, Distribution::Closest);

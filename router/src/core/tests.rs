@@ -7,7 +7,9 @@ use bytes::Bytes;
 use shoal_amqp::{AmqpError, DeliveryState};
 use tokio::sync::mpsc;
 
-use super::api::{AttachRequest, Chunks, Command, ConnId, CoreMsg, DeliveryKey, Event, LinkKey, Msg, Outbox};
+use super::api::{
+    AttachRequest, Chunks, Command, ConnId, CoreMsg, DeliveryKey, Event, LinkKey, Msg, Outbox,
+};
 use super::Core;
 use crate::budget::Budget;
 use crate::config::{AddressRule, Distribution, Matcher, RouterConfig};
@@ -55,13 +57,24 @@ impl Harness {
     }
 
     fn take(&mut self, conn: ConnId) -> Vec<Command> {
-        let outbox = &self.outboxes.iter().find(|(c, _)| *c == conn).expect("known conn").1;
+        let outbox = &self
+            .outboxes
+            .iter()
+            .find(|(c, _)| *c == conn)
+            .expect("known conn")
+            .1;
         let mut out = Vec::new();
         outbox.take(&mut out);
         out
     }
 
-    fn attach(&mut self, conn: ConnId, address: Option<&str>, incoming: bool, dynamic: bool) -> (LinkKey, u64) {
+    fn attach(
+        &mut self,
+        conn: ConnId,
+        address: Option<&str>,
+        incoming: bool,
+        dynamic: bool,
+    ) -> (LinkKey, u64) {
         self.next_local += 1;
         let local = self.next_local;
         let req = AttachRequest {
@@ -88,7 +101,12 @@ impl Harness {
             .into_iter()
             .filter(|c| !matches!(c, Command::Attached { .. }))
             .collect();
-        let outbox = &self.outboxes.iter().find(|(c, _)| *c == conn).expect("known conn").1;
+        let outbox = &self
+            .outboxes
+            .iter()
+            .find(|(c, _)| *c == conn)
+            .expect("known conn")
+            .1;
         outbox.push_batch(&mut rest);
         (link, local)
     }
@@ -118,15 +136,29 @@ impl Harness {
                 settled,
                 to: None,
                 msg,
+                more: false,
             }],
         );
     }
 
     fn credit(&mut self, conn: ConnId, link: LinkKey, limit: u32) {
-        self.events(conn, vec![Event::Credit { link, limit, drain: false }]);
+        self.events(
+            conn,
+            vec![Event::Credit {
+                link,
+                limit,
+                drain: false,
+            }],
+        );
     }
 
-    fn outcome(&mut self, conn: ConnId, link: LinkKey, delivery: DeliveryKey, state: DeliveryState) {
+    fn outcome(
+        &mut self,
+        conn: ConnId,
+        link: LinkKey,
+        delivery: DeliveryKey,
+        state: DeliveryState,
+    ) {
         self.events(
             conn,
             vec![Event::Outcome {
@@ -182,7 +214,11 @@ fn a_sender_gets_credit_only_once_a_receiver_exists() {
     h.sender(P, "q");
     assert_eq!(grants(&h.take(P)), 0, "no consumer, no credit");
     h.receiver(C, "q");
-    assert_eq!(grants(&h.take(P)), 10, "credit up to the link capacity once a consumer attaches");
+    assert_eq!(
+        grants(&h.take(P)),
+        10,
+        "credit up to the link capacity once a consumer attaches"
+    );
 }
 
 #[test]
@@ -194,15 +230,28 @@ fn the_receivers_outcome_settles_the_sender_and_returns_its_credit() {
     let (input, _) = h.sender(P, "q");
     assert_eq!(grants(&h.take(P)), 10);
     h.send(P, input, 7, false);
-    assert!(delivered(&h.take(C)).is_empty(), "the receiver has no credit yet");
+    assert!(
+        delivered(&h.take(C)).is_empty(),
+        "the receiver has no credit yet"
+    );
     h.credit(C, out, 5);
     let d = delivered(&h.take(C));
     assert_eq!(d.len(), 1);
     let key = d[0].expect("unsettled");
     let error = AmqpError::new("app:bad", "no thanks");
-    h.outcome(C, out, key, DeliveryState::Rejected { error: Some(error.clone()) });
+    h.outcome(
+        C,
+        out,
+        key,
+        DeliveryState::Rejected {
+            error: Some(error.clone()),
+        },
+    );
     let back = h.take(P);
-    assert_eq!(settled(&back), vec![(7, DeliveryState::Rejected { error: Some(error) })]);
+    assert_eq!(
+        settled(&back),
+        vec![(7, DeliveryState::Rejected { error: Some(error) })]
+    );
     assert_eq!(grants(&back), 1, "the slot comes back");
 }
 
@@ -222,7 +271,11 @@ fn balanced_prefers_the_receiver_with_fewest_unsettled() {
     }
     let to_a = delivered(&h.take(C));
     let to_b = delivered(&h.take(C2));
-    assert_eq!((to_a.len(), to_b.len()), (3, 3), "alternates while both hold equal unsettled");
+    assert_eq!(
+        (to_a.len(), to_b.len()),
+        (3, 3),
+        "alternates while both hold equal unsettled"
+    );
     // Settle all of a's: the next two go to a (0 unsettled) before b (3 unsettled).
     for d in to_a {
         h.outcome(C, a, d.unwrap(), DeliveryState::Accepted);
@@ -238,7 +291,11 @@ fn presettled_without_a_receiver_is_dropped_and_counted() {
     let mut h = Harness::new();
     h.conn(P);
     let (input, _) = h.attach(P, None, true, false);
-    assert_eq!(grants(&h.take(P)), 10, "anonymous senders get credit up front");
+    assert_eq!(
+        grants(&h.take(P)),
+        10,
+        "anonymous senders get credit up front"
+    );
     let msg = h.msg(b"x");
     h.events(
         P,
@@ -248,10 +305,15 @@ fn presettled_without_a_receiver_is_dropped_and_counted() {
             settled: true,
             to: Some("nowhere".into()),
             msg,
+            more: false,
         }],
     );
     let snap = h.core.snapshot();
-    let a = snap.addresses.iter().find(|a| a.address == "nowhere").unwrap();
+    let a = snap
+        .addresses
+        .iter()
+        .find(|a| a.address == "nowhere")
+        .unwrap();
     assert_eq!((a.stats.deliveries_in, a.stats.dropped), (1, 1));
 }
 
@@ -270,6 +332,7 @@ fn unsettled_without_a_receiver_is_released() {
             settled: false,
             to: Some("nowhere".into()),
             msg,
+            more: false,
         }],
     );
     assert_eq!(settled(&h.take(P)), vec![(3, DeliveryState::Released)]);
@@ -283,7 +346,10 @@ fn anonymous_message_without_to_is_rejected() {
     h.take(P);
     h.send(P, input, 1, false);
     let s = settled(&h.take(P));
-    assert!(matches!(&s[..], [(1, DeliveryState::Rejected { error: Some(_) })]), "{s:?}");
+    assert!(
+        matches!(&s[..], [(1, DeliveryState::Rejected { error: Some(_) })]),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -298,7 +364,10 @@ fn a_detaching_receiver_gives_queued_messages_back() {
     h.send(P, input, 2, false);
     h.events(C, vec![Event::Detach { link: out }]);
     let back = settled(&h.take(P));
-    assert_eq!(back, vec![(1, DeliveryState::Released), (2, DeliveryState::Released)]);
+    assert_eq!(
+        back,
+        vec![(1, DeliveryState::Released), (2, DeliveryState::Released)]
+    );
 }
 
 #[test]
@@ -330,8 +399,16 @@ fn multicast(h: &mut Harness) {
 #[test]
 fn multicast_outcomes_aggregate() {
     let cases = [
-        (DeliveryState::Accepted, DeliveryState::Released, DeliveryState::Accepted),
-        (DeliveryState::Released, DeliveryState::Released, DeliveryState::Released),
+        (
+            DeliveryState::Accepted,
+            DeliveryState::Released,
+            DeliveryState::Accepted,
+        ),
+        (
+            DeliveryState::Released,
+            DeliveryState::Released,
+            DeliveryState::Released,
+        ),
         (
             DeliveryState::Accepted,
             DeliveryState::Rejected { error: None },
@@ -357,7 +434,11 @@ fn multicast_outcomes_aggregate() {
         h.outcome(C, a, da[0].unwrap(), first.clone());
         assert!(settled(&h.take(P)).is_empty(), "waits for every copy");
         h.outcome(C2, b, db[0].unwrap(), second.clone());
-        assert_eq!(settled(&h.take(P)), vec![(9, expected)], "{first:?} + {second:?}");
+        assert_eq!(
+            settled(&h.take(P)),
+            vec![(9, expected)],
+            "{first:?} + {second:?}"
+        );
     }
 }
 
@@ -385,7 +466,10 @@ fn a_slow_multicast_receiver_cannot_grow_memory_without_bound() {
     assert_eq!(delivered(&h.take(C)).len(), 100);
     let snap = h.core.snapshot();
     let a = snap.addresses.iter().find(|a| a.address == "m/x").unwrap();
-    assert_eq!(a.stats.dropped, 90, "the slow receiver keeps 10 (the capacity), the rest is dropped");
+    assert_eq!(
+        a.stats.dropped, 90,
+        "the slow receiver keeps 10 (the capacity), the rest is dropped"
+    );
 }
 
 #[test]
@@ -393,10 +477,19 @@ fn drain_with_nothing_queued_uses_up_the_credit() {
     let mut h = Harness::new();
     h.conn(C);
     let (out, local) = h.receiver(C, "q");
-    h.events(C, vec![Event::Credit { link: out, limit: 5, drain: true }]);
+    h.events(
+        C,
+        vec![Event::Credit {
+            link: out,
+            limit: 5,
+            drain: true,
+        }],
+    );
     let commands = h.take(C);
     assert!(
-        commands.iter().any(|c| matches!(c, Command::Drained { local: l, limit: 5 } if *l == local)),
+        commands
+            .iter()
+            .any(|c| matches!(c, Command::Drained { local: l, limit: 5 } if *l == local)),
         "{commands:?}"
     );
 }
@@ -442,4 +535,171 @@ fn a_receiver_without_an_address_is_refused() {
         })],
     );
     assert!(matches!(&h.take(C)[..], [Command::Refused { .. }]));
+}
+
+fn part(h: &Harness, body: &'static [u8]) -> Msg {
+    h.msg(body)
+}
+
+fn first_part(h: &mut Harness, conn: ConnId, link: LinkKey, delivery_id: u32, settled: bool) {
+    let msg = part(h, b"part1");
+    h.events(
+        conn,
+        vec![Event::Transfer {
+            link,
+            delivery_id,
+            settled,
+            to: None,
+            msg,
+            more: true,
+        }],
+    );
+}
+
+fn next_part(h: &mut Harness, conn: ConnId, link: LinkKey, more: bool, aborted: bool) {
+    let msg = (!aborted).then(|| part(h, b"partN"));
+    h.events(
+        conn,
+        vec![Event::TransferMore {
+            link,
+            msg,
+            more,
+            aborted,
+        }],
+    );
+}
+
+/// (more, aborted, bytes) of each Deliver / DeliverMore.
+fn parts(commands: &[Command]) -> Vec<(&'static str, bool, bool, usize)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Deliver { msg, more, .. } => Some(("first", *more, false, msg.chunks.len())),
+            Command::DeliverMore {
+                msg, more, aborted, ..
+            } => Some((
+                "next",
+                *more,
+                *aborted,
+                msg.as_ref().map_or(0, |m| m.chunks.len()),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_anycast_message_streams_through_part_by_part() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (out, _) = h.receiver(C, "big");
+    h.credit(C, out, 10);
+    let (input, _) = h.sender(P, "big");
+    let (other, _) = h.sender(P, "big");
+    h.take(P);
+    first_part(&mut h, P, input, 1, false);
+    assert_eq!(
+        parts(&h.take(C)),
+        vec![("first", true, false, 5)],
+        "the first part goes on at once"
+    );
+    // Another sender's message must not interleave with the stream on the receiver's link.
+    h.send(P, other, 7, false);
+    assert!(
+        parts(&h.take(C)).is_empty(),
+        "the receiver's link is busy until the last part"
+    );
+    next_part(&mut h, P, input, true, false);
+    next_part(&mut h, P, input, false, false);
+    assert_eq!(
+        parts(&h.take(C)),
+        vec![
+            ("next", true, false, 5),
+            ("next", false, false, 5),
+            ("first", false, false, 7)
+        ],
+        "the rest of the stream, then the waiting message"
+    );
+}
+
+#[test]
+fn an_aborted_stream_is_aborted_downstream_and_frees_the_senders_slot() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (out, _) = h.receiver(C, "big");
+    h.credit(C, out, 10);
+    let (input, _) = h.sender(P, "big");
+    assert_eq!(grants(&h.take(P)), 10);
+    first_part(&mut h, P, input, 1, false);
+    next_part(&mut h, P, input, true, true);
+    assert_eq!(
+        parts(&h.take(C)),
+        vec![("first", true, false, 5), ("next", false, true, 0)]
+    );
+    let back = h.take(P);
+    assert!(
+        settled(&back).is_empty(),
+        "an aborted delivery has no outcome"
+    );
+    assert_eq!(grants(&back), 1, "its slot comes back");
+    assert_eq!(h.core.deliveries.len(), 0);
+}
+
+#[test]
+fn a_stream_that_waits_for_credit_is_collected_then_sent() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (out, _) = h.receiver(C, "big");
+    let (input, _) = h.sender(P, "big");
+    h.take(P);
+    first_part(&mut h, P, input, 1, false);
+    next_part(&mut h, P, input, true, false);
+    assert!(parts(&h.take(C)).is_empty(), "no credit yet");
+    h.credit(C, out, 1);
+    assert_eq!(
+        parts(&h.take(C)),
+        vec![("first", true, false, 10)],
+        "what arrived so far, as one part"
+    );
+    next_part(&mut h, P, input, false, false);
+    assert_eq!(parts(&h.take(C)), vec![("next", false, false, 5)]);
+}
+
+#[test]
+fn a_sender_that_detaches_mid_stream_aborts_it() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (out, _) = h.receiver(C, "big");
+    h.credit(C, out, 10);
+    let (input, _) = h.sender(P, "big");
+    first_part(&mut h, P, input, 1, false);
+    h.events(P, vec![Event::Detach { link: input }]);
+    assert_eq!(
+        parts(&h.take(C)),
+        vec![("first", true, false, 5), ("next", false, true, 0)]
+    );
+}
+
+#[test]
+fn a_multicast_stream_is_collected_whole_before_it_fans_out() {
+    let mut h = Harness::new();
+    multicast(&mut h);
+    h.conn(P);
+    h.conn(C);
+    h.conn(C2);
+    let (a, _) = h.receiver(C, "m/big");
+    let (b, _) = h.receiver(C2, "m/big");
+    h.credit(C, a, 10);
+    h.credit(C2, b, 10);
+    let (input, _) = h.sender(P, "m/big");
+    first_part(&mut h, P, input, 1, true);
+    next_part(&mut h, P, input, true, false);
+    assert!(parts(&h.take(C)).is_empty());
+    next_part(&mut h, P, input, false, false);
+    assert_eq!(parts(&h.take(C)), vec![("first", false, false, 15)]);
+    assert_eq!(parts(&h.take(C2)), vec![("first", false, false, 15)]);
 }
