@@ -266,8 +266,10 @@ def table(results, metric, kind, unit):
         if multicast:
             lines.append(f"| {title} | {fmt(shoal, kind)} | n/a (no multicast in the example) | n/a |")
             continue
-        broker = results.get(key, {}).get("broker", {}).get(metric)
-        lines.append(f"| {title} | {fmt(shoal, kind)} | {fmt(broker, kind)} | {ratio(shoal, broker)} |")
+        per = results.get(key, {})
+        broker = per.get("broker", {}).get(metric)
+        broker_cell = fmt(broker, kind) if "broker" in per else "not run"
+        lines.append(f"| {title} | {fmt(shoal, kind)} | {broker_cell} | {ratio(shoal, broker)} |")
     return "\n".join(lines)
 
 

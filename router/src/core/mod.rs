@@ -29,6 +29,8 @@ use rules::Rules;
 
 /// How many channel messages the core takes per wake-up before flushing outboxes.
 const BATCH: usize = 64;
+/// Idle named addresses (no links, nothing queued) kept for their counters.
+const IDLE_ADDRESSES: usize = 4096;
 
 type AddrId = usize;
 
@@ -102,6 +104,9 @@ struct Address {
     /// Where the next round-robin search starts.
     next: usize,
     stats: AddressStats,
+    /// Listed in `Core::idle` (an entry there always points at a live address: only eviction removes named
+    /// addresses, and it pops the entry first).
+    in_idle_list: bool,
 }
 
 /// An unsettled delivery: where it came from and what its copies said so far.
@@ -125,6 +130,8 @@ pub struct Core {
     addresses: Slab<Address>,
     by_name: HashMap<String, AddrId>,
     rules: Rules,
+    /// Addresses in the order they went idle (see `forget_if_idle`); each at most once.
+    idle: VecDeque<AddrId>,
     generation: u32,
     dynamic_seq: u64,
     dynamic_prefix: String,
@@ -148,6 +155,7 @@ impl Core {
             addresses: Slab::new(),
             by_name: HashMap::new(),
             rules,
+            idle: VecDeque::new(),
             generation: 0,
             dynamic_seq: 0,
         }
@@ -353,6 +361,7 @@ impl Core {
             queue: VecDeque::new(),
             next: 0,
             stats: AddressStats::default(),
+            in_idle_list: false,
         });
         self.by_name.insert(name.to_owned(), id);
         id
@@ -479,12 +488,33 @@ impl Core {
         self.forget_if_idle(id);
     }
 
-    /// Dynamic addresses vanish with their receiver; named ones keep their counters.
-    fn forget_if_idle(&mut self, id: AddrId) {
-        let a = &self.addresses[id];
-        if a.dynamic && a.consumers.is_empty() && a.producers.is_empty() && a.queue.is_empty() {
+    /// An address nobody uses any more. Dynamic addresses vanish with their receiver. Named ones keep their
+    /// counters while idle, but only the most recent `IDLE_ADDRESSES` of them: a client sending to ever new
+    /// `to` addresses must not grow the table without bound.
+    pub(super) fn forget_if_idle(&mut self, id: AddrId) {
+        let Some(a) = self.addresses.get(id) else { return };
+        if !(a.consumers.is_empty() && a.producers.is_empty() && a.queue.is_empty()) {
+            return;
+        }
+        if a.dynamic {
             let a = self.addresses.remove(id);
             self.by_name.remove(&a.name);
+            return;
+        }
+        if a.in_idle_list {
+            return;
+        }
+        self.addresses[id].in_idle_list = true;
+        self.idle.push_back(id);
+        while self.idle.len() > IDLE_ADDRESSES {
+            let Some(old) = self.idle.pop_front() else { break };
+            let a = &mut self.addresses[old];
+            a.in_idle_list = false;
+            // It may have been used again since it went idle.
+            if a.consumers.is_empty() && a.producers.is_empty() && a.queue.is_empty() {
+                let a = self.addresses.remove(old);
+                self.by_name.remove(&a.name);
+            }
         }
     }
 }

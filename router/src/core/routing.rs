@@ -447,6 +447,7 @@ impl Core {
             Some(d) => self.copy_outcome(d, DeliveryState::Released),
             None => self.addresses[addr].stats.dropped += 1,
         }
+        self.forget_if_idle(addr);
     }
 
     /// A receiver's flow: new credit, maybe drain.

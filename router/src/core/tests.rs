@@ -703,3 +703,29 @@ fn a_multicast_stream_is_collected_whole_before_it_fans_out() {
     assert_eq!(parts(&h.take(C)), vec![("first", false, false, 15)]);
     assert_eq!(parts(&h.take(C2)), vec![("first", false, false, 15)]);
 }
+
+#[test]
+fn messages_to_ever_new_addresses_do_not_grow_the_table_without_bound() {
+    let mut h = Harness::new();
+    h.conn(P);
+    let (input, _) = h.attach(P, None, true, false);
+    for i in 0..(super::IDLE_ADDRESSES + 100) {
+        let msg = h.msg(b"x");
+        h.events(
+            P,
+            vec![Event::Transfer {
+                link: input,
+                delivery_id: i as u32,
+                settled: true,
+                to: Some(format!("random/{i}")),
+                msg,
+                more: false,
+            }],
+        );
+        h.take(P);
+    }
+    assert_eq!(h.core.addresses.len(), super::IDLE_ADDRESSES);
+    let snap = h.core.snapshot();
+    assert!(snap.addresses.iter().any(|a| a.address == format!("random/{}", super::IDLE_ADDRESSES + 99)));
+    assert!(!snap.addresses.iter().any(|a| a.address == "random/0"), "the oldest idle one went");
+}
