@@ -328,19 +328,29 @@ pub struct Target {
     pub dynamic: bool,
     pub dynamic_node_properties: Option<Fields>,
     pub capabilities: Option<Vec<Symbol>>,
+    /// This is a transaction `coordinator` (transactions 4.5.1), not a node: only `capabilities` is
+    /// meaningful. It decodes (rather than failing the whole frame) so that a peer can refuse just
+    /// that link with `amqp:not-implemented`.
+    pub coordinator: bool,
 }
 
 impl Target {
-    /// A transaction `coordinator` target decodes to `Unsupported("coordinator")`, so the
-    /// router can refuse the attach with `amqp:not-implemented`.
     pub(crate) fn decode_of(dec: &mut Decoder<'_>, code: u8) -> Result<Self> {
         match described_code(dec, code)? {
             desc::TARGET => {}
-            desc::COORDINATOR => return Err(DecodeError::Unsupported("coordinator")),
+            desc::COORDINATOR => {
+                let mut r = FieldReader::new(dec)?;
+                return Ok(Target {
+                    capabilities: r.symbols()?,
+                    coordinator: true,
+                    ..Target::default()
+                });
+            }
             other => return Err(DecodeError::UnknownDescriptor(Descriptor::Code(other))),
         }
         let mut r = FieldReader::new(dec)?;
         Ok(Target {
+            coordinator: false,
             address: r.address()?,
             durable: r.uint()?.unwrap_or(0),
             expiry_policy: r.symbol()?,
@@ -352,6 +362,13 @@ impl Target {
     }
 
     pub fn encode(&self, buf: &mut BytesMut) {
+        if self.coordinator {
+            put_descriptor(buf, desc::COORDINATOR);
+            let mut w = CompoundWriter::begin(buf, LIST32);
+            w.opt(buf, self.capabilities.as_deref(), put_symbols);
+            w.finish(buf);
+            return;
+        }
         put_descriptor(buf, desc::TARGET);
         let mut w = CompoundWriter::begin(buf, LIST32);
         w.opt(buf, self.address.as_deref(), put_string);

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use shoal_amqp::{
-    condition, AmqpError, Attach, Body, DeliveryState, End, Flow, MessageBuilder, Open, Performative, Role,
-    Source, Target, Transfer, AMQP_HEADER,
+    condition, AmqpError, Attach, Body, DeliveryState, End, Flow, MessageBuilder, Open,
+    Performative, Role, Source, Target, Transfer, AMQP_HEADER,
 };
 use shoal_client::{
     ConnectOptions, Connection, RawConnection, Receiver, ReceiverOptions, Sender, SenderOptions,
@@ -42,13 +42,18 @@ struct Witness {
 
 impl Witness {
     async fn connect(shoal: &TestShoal, address: &str) -> Witness {
-        let conn = Connection::connect(shoal.amqp(), ConnectOptions::default()).await.unwrap();
+        let conn = Connection::connect(shoal.amqp(), ConnectOptions::default())
+            .await
+            .unwrap();
         let opts = ReceiverOptions {
             auto_replenish: true,
             ..ReceiverOptions::credit(10)
         };
         let receiver = conn.receiver_with(Some(address), opts).await.unwrap();
-        let sender = conn.sender(Some(address), SenderOptions::default()).await.unwrap();
+        let sender = conn
+            .sender(Some(address), SenderOptions::default())
+            .await
+            .unwrap();
         let mut w = Witness {
             conn,
             sender,
@@ -63,12 +68,23 @@ impl Witness {
     async fn roundtrip(&mut self) {
         self.sent += 1;
         let body = format!("witness {}", self.sent);
-        let delivery = within("witness send", self.sender.send(&message(&body), false)).await.unwrap();
-        let got = within("witness receive", self.receiver.recv()).await.unwrap();
+        let delivery = within("witness send", self.sender.send(&message(&body), false))
+            .await
+            .unwrap();
+        let got = within("witness receive", self.receiver.recv())
+            .await
+            .unwrap();
         assert_eq!(got.message().unwrap().body, Body::Data(body.into()));
         self.receiver.accept(&got).await.unwrap();
-        assert_eq!(within("witness outcome", delivery.outcome()).await.unwrap(), DeliveryState::Accepted);
-        assert!(self.conn.error().is_none(), "the witness connection failed: {:?}", self.conn.error());
+        assert_eq!(
+            within("witness outcome", delivery.outcome()).await.unwrap(),
+            DeliveryState::Accepted
+        );
+        assert!(
+            self.conn.error().is_none(),
+            "the witness connection failed: {:?}",
+            self.conn.error()
+        );
     }
 }
 
@@ -82,11 +98,19 @@ async fn router_still_serves(shoal: &TestShoal, mut witness: Witness) {
     .await
     .expect("the router accepts new connections after the bad one");
     let receiver = conn.receiver("after/bad", 1).await.unwrap();
-    let sender = conn.sender(Some("after/bad"), SenderOptions::default()).await.unwrap();
-    let delivery = within("send", sender.send(&message("after"), false)).await.unwrap();
+    let sender = conn
+        .sender(Some("after/bad"), SenderOptions::default())
+        .await
+        .unwrap();
+    let delivery = within("send", sender.send(&message("after"), false))
+        .await
+        .unwrap();
     let got = within("receive", receiver.recv()).await.unwrap();
     receiver.accept(&got).await.unwrap();
-    assert_eq!(within("outcome", delivery.outcome()).await.unwrap(), DeliveryState::Accepted);
+    assert_eq!(
+        within("outcome", delivery.outcome()).await.unwrap(),
+        DeliveryState::Accepted
+    );
     conn.close().await.unwrap();
     witness.conn.close().await.unwrap();
 }
@@ -95,7 +119,9 @@ async fn router_still_serves(shoal: &TestShoal, mut witness: Witness) {
 async fn close_error(raw: &mut RawConnection) -> AmqpError {
     loop {
         match raw.next_performative().await {
-            Some((_, Performative::Close(c))) => return c.error.expect("the close carries an error"),
+            Some((_, Performative::Close(c))) => {
+                return c.error.expect("the close carries an error")
+            }
             Some(_) => continue,
             None => panic!("expected close, the connection ended or went silent"),
         }
@@ -106,7 +132,10 @@ async fn close_error(raw: &mut RawConnection) -> AmqpError {
 async fn expect_close(raw: &mut RawConnection, cond: &str) -> AmqpError {
     let error = close_error(raw).await;
     assert_eq!(error.condition.as_str(), cond, "{error:?}");
-    assert!(raw.wait_eof().await, "the socket must close after the close frame");
+    assert!(
+        raw.wait_eof().await,
+        "the socket must close after the close frame"
+    );
     error
 }
 
@@ -115,7 +144,9 @@ async fn end_error(raw: &mut RawConnection) -> Option<AmqpError> {
     loop {
         match raw.next_performative().await {
             Some((_, Performative::End(e))) => return e.error,
-            Some((_, Performative::Close(c))) => panic!("expected end, the router closed the connection: {c:?}"),
+            Some((_, Performative::Close(c))) => {
+                panic!("expected end, the router closed the connection: {c:?}")
+            }
             Some(_) => continue,
             None => panic!("expected end, the connection ended or went silent"),
         }
@@ -125,8 +156,20 @@ async fn end_error(raw: &mut RawConnection) -> Option<AmqpError> {
 fn attach(handle: u32, name: &str, role: Role, address: &str) -> Performative {
     let node = Some(address.to_owned());
     let (source, target) = match role {
-        Role::Sender => (Source::default(), Target { address: node, ..Target::default() }),
-        Role::Receiver => (Source { address: node, ..Source::default() }, Target::default()),
+        Role::Sender => (
+            Source::default(),
+            Target {
+                address: node,
+                ..Target::default()
+            },
+        ),
+        Role::Receiver => (
+            Source {
+                address: node,
+                ..Source::default()
+            },
+            Target::default(),
+        ),
     };
     Performative::Attach(Attach {
         name: name.into(),
@@ -171,8 +214,15 @@ async fn bad_header_case(bytes: &[u8]) {
     let witness = Witness::connect(&shoal, "witness/header").await;
     let mut raw = Connection::raw_no_header(shoal.amqp()).await.unwrap();
     raw.send_bytes(bytes).await.unwrap();
-    assert_eq!(raw.read_bytes(8).await.as_deref(), Some(&AMQP_HEADER[..]), "for {bytes:?}");
-    assert!(raw.wait_eof().await, "the router must close after refusing {bytes:?}");
+    assert_eq!(
+        raw.read_bytes(8).await.as_deref(),
+        Some(&AMQP_HEADER[..]),
+        "for {bytes:?}"
+    );
+    assert!(
+        raw.wait_eof().await,
+        "the router must close after refusing {bytes:?}"
+    );
     router_still_serves(&shoal, witness).await;
 }
 
@@ -224,7 +274,10 @@ async fn a_frame_over_the_router_max_frame_size_is_a_framing_error() {
     header.extend_from_slice(&[2, 0, 0, 0]);
     raw.send_bytes(&header).await.unwrap();
     let error = expect_close(&mut raw, condition::CONNECTION_FRAMING_ERROR).await;
-    assert!(error.description.unwrap_or_default().contains(&size.to_string()));
+    assert!(error
+        .description
+        .unwrap_or_default()
+        .contains(&size.to_string()));
     router_still_serves(&shoal, witness).await;
 }
 
@@ -233,7 +286,9 @@ async fn garbage_in_place_of_a_performative_is_a_decode_error() {
     let shoal = TestShoal::start().await;
     let witness = Witness::connect(&shoal, "witness/garbage").await;
     let mut raw = opened_raw(&shoal).await;
-    raw.send_bytes(&[0, 0, 0, 12, 2, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]).await.unwrap();
+    raw.send_bytes(&[0, 0, 0, 12, 2, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef])
+        .await
+        .unwrap();
     expect_close(&mut raw, condition::DECODE_ERROR).await;
     router_still_serves(&shoal, witness).await;
 }
@@ -248,7 +303,9 @@ async fn an_open_with_max_frame_size_256_is_frame_size_too_small() {
         max_frame_size: 256,
         ..Open::default()
     };
-    raw.send_frame(0, &Performative::Open(open), &[]).await.unwrap();
+    raw.send_frame(0, &Performative::Open(open), &[])
+        .await
+        .unwrap();
     expect_close(&mut raw, condition::FRAME_SIZE_TOO_SMALL).await;
     router_still_serves(&shoal, witness).await;
 }
@@ -266,7 +323,10 @@ async fn a_truncated_frame_then_eof_just_closes() {
     raw.stream().shutdown().await.unwrap();
     // Nothing to say to a peer that is gone: no frame, just the end of the stream.
     assert!(raw.next_performative().await.is_none());
-    assert!(raw.wait_eof().await, "the router must close the socket after the peer's EOF");
+    assert!(
+        raw.wait_eof().await,
+        "the router must close the socket after the peer's EOF"
+    );
     router_still_serves(&shoal, witness).await;
 }
 
@@ -282,7 +342,9 @@ async fn begin_before_open_is_illegal_state() {
         outgoing_window: 100,
         ..shoal_amqp::Begin::default()
     };
-    raw.send_frame(0, &Performative::Begin(begin), &[]).await.unwrap();
+    raw.send_frame(0, &Performative::Begin(begin), &[])
+        .await
+        .unwrap();
     expect_close(&mut raw, condition::ILLEGAL_STATE).await;
     router_still_serves(&shoal, witness).await;
 }
@@ -296,7 +358,9 @@ async fn open_twice_is_illegal_state() {
         container_id: "again".into(),
         ..Open::default()
     };
-    raw.send_frame(0, &Performative::Open(open), &[]).await.unwrap();
+    raw.send_frame(0, &Performative::Open(open), &[])
+        .await
+        .unwrap();
     expect_close(&mut raw, condition::ILLEGAL_STATE).await;
     router_still_serves(&shoal, witness).await;
 }
@@ -306,12 +370,17 @@ async fn attach_on_a_channel_without_a_session_closes_naming_the_channel() {
     let shoal = TestShoal::start().await;
     let witness = Witness::connect(&shoal, "witness/nosession").await;
     let mut raw = opened_raw(&shoal).await;
-    raw.send_frame(3, &attach(0, "orphan", Role::Receiver, "x"), &[]).await.unwrap();
+    raw.send_frame(3, &attach(0, "orphan", Role::Receiver, "x"), &[])
+        .await
+        .unwrap();
     let error = close_error(&mut raw).await;
     // The spec names no condition for this; the router reports the missing session (not-found).
     assert_eq!(error.condition.as_str(), condition::NOT_FOUND, "{error:?}");
     let description = error.description.unwrap_or_default();
-    assert!(description.contains("session") && description.contains('3'), "{description}");
+    assert!(
+        description.contains("session") && description.contains('3'),
+        "{description}"
+    );
     assert!(raw.wait_eof().await);
     router_still_serves(&shoal, witness).await;
 }
@@ -322,16 +391,24 @@ async fn attach_twice_on_one_handle_ends_the_session_with_handle_in_use() {
     let witness = Witness::connect(&shoal, "witness/handle").await;
     let mut raw = opened_raw(&shoal).await;
     raw.begin(0).await.unwrap();
-    raw.send_frame(0, &attach(0, "first", Role::Receiver, "dup/a"), &[]).await.unwrap();
+    raw.send_frame(0, &attach(0, "first", Role::Receiver, "dup/a"), &[])
+        .await
+        .unwrap();
     expect_attach(&mut raw, 0).await;
-    raw.send_frame(0, &attach(0, "second", Role::Receiver, "dup/b"), &[]).await.unwrap();
+    raw.send_frame(0, &attach(0, "second", Role::Receiver, "dup/b"), &[])
+        .await
+        .unwrap();
     let error = end_error(&mut raw).await.expect("the end carries an error");
     assert_eq!(error.condition.as_str(), condition::SESSION_HANDLE_IN_USE);
     // Only the session ended: the connection takes a new one.
-    raw.send_frame(0, &Performative::End(End { error: None }), &[]).await.unwrap();
+    raw.send_frame(0, &Performative::End(End { error: None }), &[])
+        .await
+        .unwrap();
     let begin = raw.begin(1).await.unwrap();
     assert_eq!(begin.remote_channel, Some(1));
-    raw.send_frame(1, &attach(0, "fresh", Role::Receiver, "dup/c"), &[]).await.unwrap();
+    raw.send_frame(1, &attach(0, "fresh", Role::Receiver, "dup/c"), &[])
+        .await
+        .unwrap();
     expect_attach(&mut raw, 0).await;
     router_still_serves(&shoal, witness).await;
 }
@@ -342,9 +419,14 @@ async fn a_transfer_on_an_unattached_handle_ends_the_session_with_unattached_han
     let witness = Witness::connect(&shoal, "witness/unattached").await;
     let mut raw = opened_raw(&shoal).await;
     raw.begin(0).await.unwrap();
-    raw.send_frame(0, &first_transfer(7, 0), b"payload").await.unwrap();
+    raw.send_frame(0, &first_transfer(7, 0), b"payload")
+        .await
+        .unwrap();
     let error = end_error(&mut raw).await.expect("the end carries an error");
-    assert_eq!(error.condition.as_str(), condition::SESSION_UNATTACHED_HANDLE);
+    assert_eq!(
+        error.condition.as_str(),
+        condition::SESSION_UNATTACHED_HANDLE
+    );
     router_still_serves(&shoal, witness).await;
 }
 
@@ -355,14 +437,20 @@ async fn a_transfer_without_credit_detaches_the_link_and_the_session_carries_on(
     let mut raw = opened_raw(&shoal).await;
     raw.begin(0).await.unwrap();
     // Nobody consumes `nocredit/q`, so the router grants this sender no credit.
-    raw.send_frame(0, &attach(0, "greedy", Role::Sender, "nocredit/q"), &[]).await.unwrap();
+    raw.send_frame(0, &attach(0, "greedy", Role::Sender, "nocredit/q"), &[])
+        .await
+        .unwrap();
     expect_attach(&mut raw, 0).await;
     let msg = message("unasked").to_bytes();
-    raw.send_frame(0, &first_transfer(0, 0), &msg).await.unwrap();
+    raw.send_frame(0, &first_transfer(0, 0), &msg)
+        .await
+        .unwrap();
     let detach = loop {
         match raw.next_performative().await {
             Some((_, Performative::Detach(d))) => break d,
-            Some((_, Performative::Flow(f))) if f.handle == Some(0) && f.link_credit.unwrap_or(0) > 0 => {
+            Some((_, Performative::Flow(f)))
+                if f.handle == Some(0) && f.link_credit.unwrap_or(0) > 0 =>
+            {
                 panic!("the router granted credit to a sender with no consumer: {f:?}")
             }
             Some((_, p @ (Performative::End(_) | Performative::Close(_)))) => {
@@ -375,7 +463,10 @@ async fn a_transfer_without_credit_detaches_the_link_and_the_session_carries_on(
     assert_eq!(detach.handle, 0);
     assert!(detach.closed);
     let error = detach.error.expect("the detach carries an error");
-    assert_eq!(error.condition.as_str(), condition::LINK_TRANSFER_LIMIT_EXCEEDED);
+    assert_eq!(
+        error.condition.as_str(),
+        condition::LINK_TRANSFER_LIMIT_EXCEEDED
+    );
     raw.send_frame(
         0,
         &Performative::Detach(shoal_amqp::Detach {
@@ -389,7 +480,9 @@ async fn a_transfer_without_credit_detaches_the_link_and_the_session_carries_on(
     .unwrap();
 
     // The connection and session stay usable: a new receiving link on the same session gets a message.
-    raw.send_frame(0, &attach(1, "after", Role::Receiver, "credit/after"), &[]).await.unwrap();
+    raw.send_frame(0, &attach(1, "after", Role::Receiver, "credit/after"), &[])
+        .await
+        .unwrap();
     expect_attach(&mut raw, 1).await;
     let flow = Flow {
         next_incoming_id: Some(0),
@@ -401,9 +494,17 @@ async fn a_transfer_without_credit_detaches_the_link_and_the_session_carries_on(
         link_credit: Some(1),
         ..Flow::default()
     };
-    raw.send_frame(0, &Performative::Flow(flow), &[]).await.unwrap();
-    let sender = witness.conn.sender(Some("credit/after"), SenderOptions::default()).await.unwrap();
-    within("send", sender.send(&message("to the raw receiver"), true)).await.unwrap();
+    raw.send_frame(0, &Performative::Flow(flow), &[])
+        .await
+        .unwrap();
+    let sender = witness
+        .conn
+        .sender(Some("credit/after"), SenderOptions::default())
+        .await
+        .unwrap();
+    within("send", sender.send(&message("to the raw receiver"), true))
+        .await
+        .unwrap();
     let payload = loop {
         let frame = raw.next_frame().await.expect("a transfer on the new link");
         match frame.performative {
@@ -411,7 +512,9 @@ async fn a_transfer_without_credit_detaches_the_link_and_the_session_carries_on(
                 assert_eq!(t.handle, 1);
                 break frame.payload;
             }
-            Some(p @ (Performative::End(_) | Performative::Close(_))) => panic!("expected a transfer, got {p:?}"),
+            Some(p @ (Performative::End(_) | Performative::Close(_))) => {
+                panic!("expected a transfer, got {p:?}")
+            }
             _ => continue,
         }
     };

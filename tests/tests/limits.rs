@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use shoal_amqp::{condition, Attach, Body, DeliveryState, Flow, MessageBuilder, Performative, Role, SenderSettleMode, Source, Target};
+use shoal_amqp::{
+    condition, Attach, Body, DeliveryState, Flow, MessageBuilder, Performative, Role,
+    SenderSettleMode, Source, Target,
+};
 use shoal_client::{ClientError, ConnectOptions, Connection, SenderOptions};
 use shoal_test_support::TestRouter;
 use tokio::time::{timeout, Instant};
@@ -29,13 +32,28 @@ fn message(body: &str) -> MessageBuilder {
 
 /// `from` sends one message to `to`'s receiver on `address`; it must arrive and be accepted.
 async fn roundtrip(from: &Connection, to: &Connection, address: &str) {
-    let receiver = within("attach receiver", to.receiver(address, 1)).await.unwrap();
-    let sender = within("attach sender", from.sender(Some(address), SenderOptions::default())).await.unwrap();
-    let delivery = within("send", sender.send(&message(address), false)).await.unwrap();
+    let receiver = within("attach receiver", to.receiver(address, 1))
+        .await
+        .unwrap();
+    let sender = within(
+        "attach sender",
+        from.sender(Some(address), SenderOptions::default()),
+    )
+    .await
+    .unwrap();
+    let delivery = within("send", sender.send(&message(address), false))
+        .await
+        .unwrap();
     let got = within("receive", receiver.recv()).await.unwrap();
-    assert_eq!(got.message().unwrap().body, Body::Data(Bytes::copy_from_slice(address.as_bytes())));
+    assert_eq!(
+        got.message().unwrap().body,
+        Body::Data(Bytes::copy_from_slice(address.as_bytes()))
+    );
     receiver.accept(&got).await.unwrap();
-    assert_eq!(within("outcome", delivery.outcome()).await.unwrap(), DeliveryState::Accepted);
+    assert_eq!(
+        within("outcome", delivery.outcome()).await.unwrap(),
+        DeliveryState::Accepted
+    );
 }
 
 // ---- handshake deadline ----
@@ -47,9 +65,15 @@ async fn a_connection_that_sends_nothing_is_closed_at_the_handshake_deadline() {
     let start = Instant::now();
     let mut raw = Connection::raw_no_header(router.addr()).await.unwrap();
     raw.wait = Duration::from_secs(5);
-    assert!(raw.wait_eof().await, "the router never closed a silent connection");
+    assert!(
+        raw.wait_eof().await,
+        "the router never closed a silent connection"
+    );
     let took = start.elapsed();
-    assert!(took >= deadline - Duration::from_millis(50), "closed after {took:?}, before the deadline");
+    assert!(
+        took >= deadline - Duration::from_millis(50),
+        "closed after {took:?}, before the deadline"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +93,10 @@ async fn a_connection_that_never_opens_is_closed_at_the_handshake_deadline() {
     let took = start.elapsed();
     let error = close.error.expect("the close carries an error");
     assert_eq!(error.condition.as_str(), condition::RESOURCE_LIMIT_EXCEEDED);
-    assert!(took >= deadline - Duration::from_millis(50), "closed after {took:?}, before the deadline");
+    assert!(
+        took >= deadline - Duration::from_millis(50),
+        "closed after {took:?}, before the deadline"
+    );
     assert!(raw.wait_eof().await);
 }
 
@@ -78,14 +105,22 @@ async fn a_connection_that_never_opens_is_closed_at_the_handshake_deadline() {
 #[tokio::test]
 async fn connections_over_the_limit_are_refused_until_one_closes() {
     let router = TestRouter::start_with(|c| c.max_connections = 2).await;
-    let first = Connection::connect(router.addr(), ConnectOptions::default()).await.unwrap();
-    let second = Connection::connect(router.addr(), ConnectOptions::default()).await.unwrap();
+    let first = Connection::connect(router.addr(), ConnectOptions::default())
+        .await
+        .unwrap();
+    let second = Connection::connect(router.addr(), ConnectOptions::default())
+        .await
+        .unwrap();
 
     // A third is closed at once: no header, no frame, just the end of the stream.
     let mut raw = Connection::raw_no_header(router.addr()).await.unwrap();
     raw.wait = Duration::from_secs(2);
     raw.send_bytes(&shoal_amqp::AMQP_HEADER).await.unwrap();
-    assert_eq!(raw.read_bytes(1).await, None, "the third connection got an answer");
+    assert_eq!(
+        raw.read_bytes(1).await,
+        None,
+        "the third connection got an answer"
+    );
     let refused = Connection::connect(router.addr(), ConnectOptions::default()).await;
     assert!(refused.is_err(), "a third connection was served");
 
@@ -116,24 +151,50 @@ async fn connections_over_the_limit_are_refused_until_one_closes() {
 async fn a_message_over_max_message_size_detaches_the_sender_with_message_size_exceeded() {
     let limit = 64 * 1024;
     let router = TestRouter::start_with(|c| c.max_message_size = limit).await;
-    let conn = Connection::connect(router.addr(), ConnectOptions::default()).await.unwrap();
+    let conn = Connection::connect(router.addr(), ConnectOptions::default())
+        .await
+        .unwrap();
     let receiver = conn.receiver("size/q", 2).await.unwrap();
-    let sender = conn.sender(Some("size/q"), SenderOptions::default()).await.unwrap();
+    let sender = conn
+        .sender(Some("size/q"), SenderOptions::default())
+        .await
+        .unwrap();
     assert_eq!(sender.remote_attach().max_message_size, Some(limit));
 
-    let delivery = within("send", sender.send(vec![7u8; 100 * 1024], false)).await.unwrap();
+    let delivery = within("send", sender.send(vec![7u8; 100 * 1024], false))
+        .await
+        .unwrap();
     let reason = within("the detach", sender.detached()).await;
-    assert_eq!(reason.condition(), Some(condition::LINK_MESSAGE_SIZE_EXCEEDED), "{reason:?}");
-    assert!(within("outcome", delivery.outcome()).await.is_err(), "an oversized delivery got an outcome");
+    assert_eq!(
+        reason.condition(),
+        Some(condition::LINK_MESSAGE_SIZE_EXCEEDED),
+        "{reason:?}"
+    );
+    assert!(
+        within("outcome", delivery.outcome()).await.is_err(),
+        "an oversized delivery got an outcome"
+    );
 
     // Only that link ended: the connection sends a message of the allowed size on a new one.
-    let sender = conn.sender(Some("size/q"), SenderOptions::default()).await.unwrap();
+    let sender = conn
+        .sender(Some("size/q"), SenderOptions::default())
+        .await
+        .unwrap();
     let fits = vec![8u8; 60 * 1024];
-    let delivery = within("send", sender.send(fits.clone(), false)).await.unwrap();
+    let delivery = within("send", sender.send(fits.clone(), false))
+        .await
+        .unwrap();
     let got = within("receive", receiver.recv()).await.unwrap();
-    assert_eq!(got.bytes.len(), fits.len(), "the oversized message must never arrive, only this one");
+    assert_eq!(
+        got.bytes.len(),
+        fits.len(),
+        "the oversized message must never arrive, only this one"
+    );
     receiver.accept(&got).await.unwrap();
-    assert_eq!(within("outcome", delivery.outcome()).await.unwrap(), DeliveryState::Accepted);
+    assert_eq!(
+        within("outcome", delivery.outcome()).await.unwrap(),
+        DeliveryState::Accepted
+    );
     assert!(receiver.try_recv().is_none());
 }
 
@@ -167,7 +228,9 @@ async fn a_slow_receiver_holds_back_a_sender_at_the_connection_budget() {
         target: Some(Box::new(Target::default())),
         ..Attach::default()
     };
-    raw.send_frame(0, &Performative::Attach(attach), &[]).await.unwrap();
+    raw.send_frame(0, &Performative::Attach(attach), &[])
+        .await
+        .unwrap();
     match raw.next_performative().await {
         Some((_, Performative::Attach(_))) => {}
         other => panic!("expected attach, got {other:?}"),
@@ -182,10 +245,17 @@ async fn a_slow_receiver_holds_back_a_sender_at_the_connection_budget() {
         link_credit: Some(COUNT as u32),
         ..Flow::default()
     };
-    raw.send_frame(0, &Performative::Flow(flow), &[]).await.unwrap();
+    raw.send_frame(0, &Performative::Flow(flow), &[])
+        .await
+        .unwrap();
 
-    let conn = Connection::connect(router.addr(), ConnectOptions::default()).await.unwrap();
-    let sender = conn.sender(Some("budget/q"), SenderOptions::default()).await.unwrap();
+    let conn = Connection::connect(router.addr(), ConnectOptions::default())
+        .await
+        .unwrap();
+    let sender = conn
+        .sender(Some("budget/q"), SenderOptions::default())
+        .await
+        .unwrap();
     let payload = Bytes::from(vec![0x5a; SIZE]);
     let sent = Arc::new(AtomicUsize::new(0));
     let mut sending = tokio::spawn({
@@ -216,7 +286,10 @@ async fn a_slow_receiver_holds_back_a_sender_at_the_connection_budget() {
         } else if now > 0 && still_since.elapsed() >= Duration::from_millis(500) {
             break now;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the sender neither finished nor stalled");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the sender neither finished nor stalled"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     assert!(stalled_at < COUNT, "{stalled_at}");
@@ -226,7 +299,10 @@ async fn a_slow_receiver_holds_back_a_sender_at_the_connection_budget() {
     let mut received = 0;
     let mut bytes = 0;
     while received < COUNT {
-        let frame = raw.next_frame().await.unwrap_or_else(|| panic!("only {received} of {COUNT} arrived"));
+        let frame = raw
+            .next_frame()
+            .await
+            .unwrap_or_else(|| panic!("only {received} of {COUNT} arrived"));
         if let Some(Performative::Transfer(t)) = frame.performative {
             bytes += frame.payload.len();
             if !t.more {
@@ -235,7 +311,10 @@ async fn a_slow_receiver_holds_back_a_sender_at_the_connection_budget() {
         }
     }
     assert_eq!(bytes, COUNT * SIZE);
-    let sender = within("the sends to complete", &mut sending).await.unwrap().unwrap();
+    let sender = within("the sends to complete", &mut sending)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(sender.error().is_none());
     assert_eq!(sent.load(Ordering::Relaxed), COUNT);
 }

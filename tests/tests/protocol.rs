@@ -681,6 +681,104 @@ async fn an_aborted_delivery_never_reaches_the_receiver_and_the_next_one_does() 
     assert!(receiver.try_recv().is_none());
 }
 
+/// The same on the wire: a raw receiver may see the first part of the aborted delivery (the router streams
+/// large deliveries on as they arrive), but then it must see that delivery end with `aborted`, never complete;
+/// the next delivery follows whole.
+#[tokio::test]
+async fn an_aborted_delivery_is_never_completed_on_the_wire() {
+    let router = TestRouter::start().await;
+    let mut rx = Connection::raw(router.addr()).await.unwrap();
+    rx.open("abort-receiver").await.unwrap();
+    rx.begin(0).await.unwrap();
+    rx.send_frame(0, &attach(0, "watching", Role::Receiver, "abort/wire"), &[])
+        .await
+        .unwrap();
+    expect(&mut rx, "attach", |p| {
+        matches!(p, Performative::Attach(_)).then_some(())
+    })
+    .await;
+    rx.send_frame(0, &link_flow(0, 0, 10, false), &[])
+        .await
+        .unwrap();
+
+    let mut tx = Connection::raw(router.addr()).await.unwrap();
+    tx.open("abort-sender").await.unwrap();
+    tx.begin(0).await.unwrap();
+    tx.send_frame(0, &attach(0, "aborting", Role::Sender, "abort/wire"), &[])
+        .await
+        .unwrap();
+    expect(&mut tx, "attach", |p| {
+        matches!(p, Performative::Attach(_)).then_some(())
+    })
+    .await;
+    expect(&mut tx, "flow with credit", |p| match p {
+        Performative::Flow(f) if f.handle == Some(0) && f.link_credit > Some(1) => Some(()),
+        _ => None,
+    })
+    .await;
+
+    let aborted = Bytes::from(pattern(4000));
+    let next = message("after the abort").to_bytes();
+    let head = |id: u32, more: bool| Transfer {
+        handle: 0,
+        delivery_id: Some(id),
+        delivery_tag: Some(Bytes::from(id.to_be_bytes().to_vec())),
+        message_format: Some(0),
+        settled: Some(true),
+        more,
+        ..Transfer::default()
+    };
+    tx.send_frame(0, &Performative::Transfer(head(0, true)), &aborted[..2000])
+        .await
+        .unwrap();
+    let abort = Transfer {
+        handle: 0,
+        settled: Some(true),
+        aborted: true,
+        ..Transfer::default()
+    };
+    tx.send_frame(0, &Performative::Transfer(abort), &[])
+        .await
+        .unwrap();
+    tx.send_frame(0, &Performative::Transfer(head(1, false)), &next)
+        .await
+        .unwrap();
+
+    // Walk the receiver's transfers: parts of a delivery in progress, ended by `aborted` or by more=false.
+    let mut current: Option<BytesMut> = None;
+    let mut aborts = 0;
+    let completed = loop {
+        let frame = rx.next_frame().await.expect("a transfer for the receiver");
+        let Some(Performative::Transfer(t)) = frame.performative else {
+            continue;
+        };
+        if t.aborted {
+            assert!(
+                current.take().is_some(),
+                "an abort with no delivery in progress"
+            );
+            aborts += 1;
+            continue;
+        }
+        if t.delivery_id.is_some() {
+            assert!(
+                current.is_none(),
+                "a new delivery began before the last one ended: {t:?}"
+            );
+        }
+        let part = current.get_or_insert_with(BytesMut::new);
+        part.extend_from_slice(&frame.payload);
+        if !t.more {
+            break current.take().expect("set above");
+        }
+    };
+    assert_eq!(
+        completed, next,
+        "the first delivery completed must be the one after the abort"
+    );
+    assert!(aborts <= 1);
+}
+
 // ---- session window ----
 
 #[tokio::test]

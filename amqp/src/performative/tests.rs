@@ -88,6 +88,7 @@ fn full_target() -> Target {
         dynamic: true,
         dynamic_node_properties: props(),
         capabilities: syms(&["topic"]),
+        coordinator: false,
     }
 }
 
@@ -404,7 +405,7 @@ fn ignores_unknown_trailing_fields() {
 }
 
 #[test]
-fn coordinator_target_is_unsupported() {
+fn coordinator_target_decodes_as_a_coordinator() {
     let mut buf = BytesMut::new();
     crate::codec::put_descriptor(&mut buf, 0x12);
     // attach: name "txn", handle 0, role sender, null, null, source null, target coordinator
@@ -416,9 +417,13 @@ fn coordinator_target_is_unsupported() {
     frame.extend_from_slice(&((buf.len() + 8) as u32).to_be_bytes());
     frame.extend_from_slice(&[2, 0, 0, 0]);
     frame.extend_from_slice(&buf);
-    let err = parse_amqp_frame(frame.freeze()).unwrap_err();
-    assert_eq!(err, DecodeError::Unsupported("coordinator"));
-    assert_eq!(err.condition(), crate::condition::NOT_IMPLEMENTED);
+    let frame = parse_amqp_frame(frame.freeze()).unwrap();
+    let Some(Performative::Attach(attach)) = frame.performative else {
+        panic!("an attach");
+    };
+    let target = attach.target.expect("a target");
+    assert!(target.coordinator);
+    assert_eq!(attach.name, "txn");
 }
 
 #[test]

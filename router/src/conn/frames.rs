@@ -154,6 +154,13 @@ impl Engine {
             );
             return Ok(());
         }
+        if attach.role == Role::Sender && attach.target.as_ref().is_some_and(|t| t.coordinator) {
+            // Transactions: not offered. Refuse the link, keep the connection.
+            let error =
+                AmqpError::new(condition::NOT_IMPLEMENTED, "transactions are not supported");
+            self.refuse_attach(channel, &attach, error);
+            return Ok(());
+        }
         let (role, address, dynamic, anonymous) = match attach.role {
             // The peer sends: we receive into its target.
             Role::Sender => {
@@ -227,6 +234,35 @@ impl Engine {
             OurRole::Sender => Event::AttachOutgoing(request),
         });
         Ok(())
+    }
+
+    /// Refuse a link without involving the core: our attach with no terminus on our side, then a detach
+    /// carrying the reason. The peer's answering detach is expected (the handle is `detaching`).
+    fn refuse_attach(&mut self, channel: u16, attach: &Attach, error: AmqpError) {
+        let (role, source, target) = match attach.role {
+            Role::Sender => (Role::Receiver, attach.source.clone(), None),
+            Role::Receiver => (Role::Sender, None, attach.target.clone()),
+        };
+        let reply = Attach {
+            name: attach.name.clone(),
+            handle: attach.handle,
+            role,
+            source,
+            target,
+            ..Default::default()
+        };
+        self.emit(channel, &Performative::Attach(reply));
+        if let Ok(session) = self.session(channel) {
+            session.detaching.insert(attach.handle);
+        }
+        self.emit(
+            channel,
+            &Performative::Detach(Detach {
+                handle: attach.handle,
+                closed: true,
+                error: Some(error),
+            }),
+        );
     }
 
     /// The link key behind a handle, or the session error for an unknown handle.

@@ -492,7 +492,9 @@ impl Core {
     /// counters while idle, but only the most recent `IDLE_ADDRESSES` of them: a client sending to ever new
     /// `to` addresses must not grow the table without bound.
     pub(super) fn forget_if_idle(&mut self, id: AddrId) {
-        let Some(a) = self.addresses.get(id) else { return };
+        let Some(a) = self.addresses.get(id) else {
+            return;
+        };
         if !(a.consumers.is_empty() && a.producers.is_empty() && a.queue.is_empty()) {
             return;
         }
@@ -507,7 +509,9 @@ impl Core {
         self.addresses[id].in_idle_list = true;
         self.idle.push_back(id);
         while self.idle.len() > IDLE_ADDRESSES {
-            let Some(old) = self.idle.pop_front() else { break };
+            let Some(old) = self.idle.pop_front() else {
+                break;
+            };
             let a = &mut self.addresses[old];
             a.in_idle_list = false;
             // It may have been used again since it went idle.

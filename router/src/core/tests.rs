@@ -726,6 +726,12 @@ fn messages_to_ever_new_addresses_do_not_grow_the_table_without_bound() {
     }
     assert_eq!(h.core.addresses.len(), super::IDLE_ADDRESSES);
     let snap = h.core.snapshot();
-    assert!(snap.addresses.iter().any(|a| a.address == format!("random/{}", super::IDLE_ADDRESSES + 99)));
-    assert!(!snap.addresses.iter().any(|a| a.address == "random/0"), "the oldest idle one went");
+    assert!(snap
+        .addresses
+        .iter()
+        .any(|a| a.address == format!("random/{}", super::IDLE_ADDRESSES + 99)));
+    assert!(
+        !snap.addresses.iter().any(|a| a.address == "random/0"),
+        "the oldest idle one went"
+    );
 }
