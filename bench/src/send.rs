@@ -136,6 +136,11 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
             }
         }
         wire.write_available()?;
+        if let Some(rate) = cfg.rate {
+            // The next message is due at its slot in the schedule, whether or not the peer says anything
+            // meanwhile (presettled traffic gets no dispositions to wake us).
+            due = due.min(paced_from + Duration::from_secs_f64((produced + 1) as f64 / rate));
+        }
         let can_produce =
             allowed > 0 && credit.available() > 0 && wire.remote_incoming_window >= frames;
         if wire.wbuf.is_empty() && can_produce {

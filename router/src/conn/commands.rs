@@ -332,12 +332,9 @@ impl Engine {
                 aborted: d.aborted,
                 ..Default::default()
             };
-            shoal_amqp::encode_frame_header_for_payload(
-                self.out.frames(),
-                channel,
-                &Performative::Transfer(transfer),
-                n,
-            );
+            let transfer = Performative::Transfer(transfer);
+            tracing::trace!(target: "shoal::frames", conn = self.id, channel, performative = ?transfer, "->");
+            shoal_amqp::encode_frame_header_for_payload(self.out.frames(), channel, &transfer, n);
             if let Some(msg) = d.msg.take() {
                 self.write_payload(&msg, d.offset, n);
                 d.msg = Some(msg);

@@ -306,6 +306,7 @@ impl Engine {
         let Some(performative) = performative else {
             return Ok(()); // heartbeat
         };
+        tracing::trace!(target: "shoal::frames", conn = self.id, channel, ?performative, "<-");
         if !self.opened {
             return match performative {
                 Performative::Open(open) => self.on_open(open),
@@ -375,6 +376,7 @@ impl Engine {
     /// Encode one frame with no payload.
     pub(super) fn emit(&mut self, channel: u16, performative: &Performative) {
         self.flush_disposition();
+        tracing::trace!(target: "shoal::frames", conn = self.id, channel, ?performative, "->");
         shoal_amqp::encode_frame(self.out.frames(), channel, performative, &[]);
     }
 
