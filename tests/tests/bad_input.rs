@@ -2,35 +2,20 @@
 //! condition, and the router stays up. Every case runs between two good clients: one connected before the bad
 //! one (it must keep working) and one connected after (the router must still accept and route).
 
-use std::time::Duration;
+mod common;
+
+use common::{attach, message, within};
 
 use bytes::Bytes;
 use shoal_amqp::{
-    condition, AmqpError, Attach, Body, DeliveryState, End, Flow, MessageBuilder, Open,
-    Performative, Role, Source, Target, Transfer, AMQP_HEADER,
+    condition, AmqpError, Body, DeliveryState, End, Flow, Open, Performative, Role, Transfer,
+    AMQP_HEADER,
 };
 use shoal_client::{
     ConnectOptions, Connection, RawConnection, Receiver, ReceiverOptions, Sender, SenderOptions,
 };
 use shoal_test_support::TestShoal;
 use tokio::io::AsyncWriteExt;
-use tokio::time::timeout;
-
-const STEP: Duration = Duration::from_secs(10);
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    match timeout(STEP, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
-
-fn message(body: &str) -> MessageBuilder {
-    MessageBuilder {
-        body: Body::Data(Bytes::copy_from_slice(body.as_bytes())),
-        ..Default::default()
-    }
-}
 
 /// A good client with a sender and a receiver on its own address, connected before the bad client.
 struct Witness {
@@ -68,9 +53,12 @@ impl Witness {
     async fn roundtrip(&mut self) {
         self.sent += 1;
         let body = format!("witness {}", self.sent);
-        let delivery = within("witness send", self.sender.send(&message(&body), false))
-            .await
-            .unwrap();
+        let delivery = within(
+            "witness send",
+            self.sender.send(&message(body.clone()), false),
+        )
+        .await
+        .unwrap();
         let got = within("witness receive", self.receiver.recv())
             .await
             .unwrap();
@@ -151,35 +139,6 @@ async fn end_error(raw: &mut RawConnection) -> Option<AmqpError> {
             None => panic!("expected end, the connection ended or went silent"),
         }
     }
-}
-
-fn attach(handle: u32, name: &str, role: Role, address: &str) -> Performative {
-    let node = Some(address.to_owned());
-    let (source, target) = match role {
-        Role::Sender => (
-            Source::default(),
-            Target {
-                address: node,
-                ..Target::default()
-            },
-        ),
-        Role::Receiver => (
-            Source {
-                address: node,
-                ..Source::default()
-            },
-            Target::default(),
-        ),
-    };
-    Performative::Attach(Attach {
-        name: name.into(),
-        handle,
-        role,
-        source: Some(Box::new(source)),
-        target: Some(Box::new(target)),
-        initial_delivery_count: (role == Role::Sender).then_some(0),
-        ..Attach::default()
-    })
 }
 
 fn first_transfer(handle: u32, delivery_id: u32) -> Performative {

@@ -1,34 +1,21 @@
 //! The router's resource limits: the handshake deadline, the connection limit, the message size limit and the
 //! per-connection byte budget. Each runs a bare router (`TestRouter`) with the one limit set small.
 
+mod common;
+
+use common::{message, within};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use shoal_amqp::{
-    condition, Attach, Body, DeliveryState, Flow, MessageBuilder, Performative, Role,
-    SenderSettleMode, Source, Target,
+    condition, Attach, Body, DeliveryState, Flow, Performative, Role, SenderSettleMode, Source,
+    Target,
 };
 use shoal_client::{ClientError, ConnectOptions, Connection, SenderOptions};
 use shoal_test_support::TestRouter;
-use tokio::time::{timeout, Instant};
-
-const STEP: Duration = Duration::from_secs(10);
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    match timeout(STEP, fut).await {
-        Ok(out) => out,
-        Err(_) => panic!("timed out waiting for {what}"),
-    }
-}
-
-fn message(body: &str) -> MessageBuilder {
-    MessageBuilder {
-        body: Body::Data(Bytes::copy_from_slice(body.as_bytes())),
-        ..Default::default()
-    }
-}
+use tokio::time::Instant;
 
 /// `from` sends one message to `to`'s receiver on `address`; it must arrive and be accepted.
 async fn roundtrip(from: &Connection, to: &Connection, address: &str) {
@@ -41,7 +28,7 @@ async fn roundtrip(from: &Connection, to: &Connection, address: &str) {
     )
     .await
     .unwrap();
-    let delivery = within("send", sender.send(&message(address), false))
+    let delivery = within("send", sender.send(&message(address.to_owned()), false))
         .await
         .unwrap();
     let got = within("receive", receiver.recv()).await.unwrap();

@@ -110,32 +110,12 @@ impl Engine {
         let channel = link.channel;
         let state = std::mem::replace(&mut link.state, LinkState::Attached);
         if let LinkState::Attaching {
-            mut reply,
-            peer_detached: state_peer_detached,
+            reply,
+            peer_detached,
         } = state
         {
-            // A refusal is an attach with no terminus on our side, then a detach carrying the reason.
-            match reply.role {
-                Role::Receiver => reply.target = None,
-                Role::Sender => reply.source = None,
-            }
-            let handle = reply.handle;
-            let peer_detached = state_peer_detached.is_some();
-            self.emit(channel, &Performative::Attach(*reply));
             self.drop_link(local);
-            if !peer_detached {
-                if let Ok(session) = self.session(channel) {
-                    session.detaching.insert(handle);
-                }
-            }
-            self.emit(
-                channel,
-                &Performative::Detach(Detach {
-                    handle,
-                    closed: true,
-                    error: Some(error),
-                }),
-            );
+            self.send_refusal(channel, *reply, error, peer_detached.is_none());
         }
     }
 

@@ -312,7 +312,7 @@ impl Engine {
                 Performative::Open(open) => self.on_open(open),
                 other => Err(ConnError::new(
                     condition::ILLEGAL_STATE,
-                    format!("expected open, got {}", name(&other)),
+                    format!("expected open, got {}", other.name()),
                 )),
             };
         }
@@ -397,19 +397,5 @@ impl Engine {
         }
         self.emit(0, &Performative::Close(Close { error }));
         self.closing = true;
-    }
-}
-
-fn name(p: &Performative) -> &'static str {
-    match p {
-        Performative::Open(_) => "open",
-        Performative::Begin(_) => "begin",
-        Performative::Attach(_) => "attach",
-        Performative::Flow(_) => "flow",
-        Performative::Transfer(_) => "transfer",
-        Performative::Disposition(_) => "disposition",
-        Performative::Detach(_) => "detach",
-        Performative::End(_) => "end",
-        Performative::Close(_) => "close",
     }
 }

@@ -236,29 +236,43 @@ impl Engine {
         Ok(())
     }
 
-    /// Refuse a link without involving the core: our attach with no terminus on our side, then a detach
-    /// carrying the reason. The peer's answering detach is expected (the handle is `detaching`).
+    /// Refuse a link the core never hears of (transactions are not offered).
     fn refuse_attach(&mut self, channel: u16, attach: &Attach, error: AmqpError) {
-        let (role, source, target) = match attach.role {
-            Role::Sender => (Role::Receiver, attach.source.clone(), None),
-            Role::Receiver => (Role::Sender, None, attach.target.clone()),
-        };
         let reply = Attach {
             name: attach.name.clone(),
             handle: attach.handle,
-            role,
-            source,
-            target,
+            role: attach.role.opposite(),
+            source: attach.source.clone(),
+            target: attach.target.clone(),
             ..Default::default()
         };
+        self.send_refusal(channel, reply, error, true);
+    }
+
+    /// A refusal is our attach with no terminus on our side, then a detach carrying the reason. Unless the
+    /// peer already detached, its answering detach is expected: the handle is `detaching` until then.
+    pub(super) fn send_refusal(
+        &mut self,
+        channel: u16,
+        mut reply: Attach,
+        error: AmqpError,
+        expect_detach: bool,
+    ) {
+        match reply.role {
+            Role::Receiver => reply.target = None,
+            Role::Sender => reply.source = None,
+        }
+        let handle = reply.handle;
         self.emit(channel, &Performative::Attach(reply));
-        if let Ok(session) = self.session(channel) {
-            session.detaching.insert(attach.handle);
+        if expect_detach {
+            if let Ok(session) = self.session(channel) {
+                session.detaching.insert(handle);
+            }
         }
         self.emit(
             channel,
             &Performative::Detach(Detach {
-                handle: attach.handle,
+                handle,
                 closed: true,
                 error: Some(error),
             }),
