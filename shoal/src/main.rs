@@ -144,6 +144,8 @@ fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Listen for signals before anyone can know we are up: a SIGTERM right after `ready` must drain.
+        let signals = Signals::new()?;
         let shoal = Standalone::start(opts).await?;
         // Machine-readable: tests and scripts read the bound addresses from stdout.
         println!("amqp listening on {}", shoal.amqp);
@@ -152,7 +154,7 @@ fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         }
         println!("http listening on {}", shoal.http);
         println!("ready");
-        wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("shutting down: draining");
         shoal.shutdown().await;
         tracing::info!("stopped");
@@ -160,13 +162,25 @@ fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, registered up front.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
