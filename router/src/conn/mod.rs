@@ -5,11 +5,13 @@
 
 mod commands;
 mod engine;
-mod frames;
 mod handshake;
+mod link_frames;
 mod outbuf;
 pub mod sasl;
 mod session;
+mod session_frames;
+mod transfer_frames;
 
 use std::sync::Arc;
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod metrics;
 mod routing;
 pub mod rules;
+mod streaming;
 #[cfg(test)]
 mod tests;
 
@@ -57,7 +58,7 @@ enum LinkKind {
         /// Deliveries from this link the router still holds (queued, or unsettled downstream).
         in_router: u32,
         /// Where the parts of a delivery still arriving go.
-        open: Option<routing::Stream>,
+        open: Option<streaming::Stream>,
     },
     /// A client receiver: the router sends.
     Outgoing(Outgoing),
