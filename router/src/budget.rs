@@ -39,6 +39,12 @@ impl Budget {
         }
     }
 
+    /// A budget for bytes that belong to no connection (messages a broker loads from its store): never over.
+    pub fn untracked() -> Arc<Budget> {
+        static UNTRACKED: std::sync::OnceLock<Arc<Budget>> = std::sync::OnceLock::new();
+        Arc::clone(UNTRACKED.get_or_init(|| Budget::new(usize::MAX)))
+    }
+
     pub fn in_use(&self) -> usize {
         self.in_use.load(Ordering::Relaxed)
     }

@@ -8,7 +8,7 @@
 //! buffer) -> core (routes, grants credit) -> receiver's connection task (new transfer header + the same payload
 //! bytes, `writev`) -> socket. Outcomes travel the reverse way. See docs/architecture.md.
 
-mod budget;
+pub mod budget;
 pub mod config;
 pub mod conn;
 pub mod core;
@@ -32,35 +32,98 @@ pub use tokio_rustls::TlsAcceptor;
 /// Messages waiting for the core, in batches (each batch is one read's worth of events from one connection).
 const CORE_QUEUE: usize = 1024;
 
-/// A running router.
-pub struct Router {
+/// AMQP listeners and their connections, feeding one core's channel. The router runs one over its routing
+/// core; the broker runs one over its store-backed core: the connection engine is the same.
+pub struct Server {
     config: Arc<RouterConfig>,
     core_tx: mpsc::Sender<core::api::CoreMsg>,
-    handle: RouterHandle,
     /// Flips when listeners must stop accepting.
     stop_accepting: watch::Sender<bool>,
     /// Flips when connections must close.
     close_connections: watch::Sender<bool>,
     connections: Arc<Semaphore>,
-    core_task: JoinHandle<()>,
     listeners: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// A server whose connections report to `core_tx`.
+    pub fn new(config: Arc<RouterConfig>, core_tx: mpsc::Sender<core::api::CoreMsg>) -> Server {
+        Server {
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+            config,
+            core_tx,
+            stop_accepting: watch::channel(false).0,
+            close_connections: watch::channel(false).0,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// A channel for a core, sized for batches (each batch is one read's worth of events of one connection).
+    pub fn core_channel() -> (mpsc::Sender<core::api::CoreMsg>, mpsc::Receiver<core::api::CoreMsg>) {
+        mpsc::channel(CORE_QUEUE)
+    }
+
+    /// Bind `addr` (port 0 picks a free port) and serve AMQP on it; with `tls`, AMQP over TLS (amqps).
+    pub async fn listen(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<Bound> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let task = tokio::spawn(listener::accept_loop(
+            listener,
+            tls,
+            self.context(),
+            Arc::clone(&self.connections),
+            self.stop_accepting.subscribe(),
+        ));
+        self.listeners.push(task);
+        Ok(Bound { local_addr })
+    }
+
+    fn context(&self) -> conn::ConnContext {
+        conn::ConnContext {
+            config: Arc::clone(&self.config),
+            core: self.core_tx.clone(),
+            shutdown: self.close_connections.subscribe(),
+        }
+    }
+
+    /// Stop accepting new connections.
+    pub fn stop_accepting(&self) {
+        let _ = self.stop_accepting.send(true);
+        for l in &self.listeners {
+            l.abort();
+        }
+    }
+
+    /// Close every connection with `amqp:connection:forced` and wait (up to 5 s) for them to go.
+    pub async fn close_connections(self) {
+        let _ = self.close_connections.send(true);
+        let all = self.config.max_connections as u32;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), self.connections.acquire_many(all)).await;
+    }
+}
+
+/// A running router.
+pub struct Router {
+    server: Server,
+    handle: RouterHandle,
+    core_task: JoinHandle<()>,
 }
 
 impl Router {
     /// Start the routing core. Must be called inside a tokio runtime.
     pub fn start(config: RouterConfig) -> Router {
         let config = Arc::new(config);
-        let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+        let (core_tx, core_rx) = Server::core_channel();
         let core_task = tokio::spawn(core::Core::new(Arc::clone(&config), core_rx).run());
         Router {
             handle: RouterHandle::new(core_tx.clone()),
-            connections: Arc::new(Semaphore::new(config.max_connections)),
-            config,
-            core_tx,
-            stop_accepting: watch::channel(false).0,
-            close_connections: watch::channel(false).0,
+            server: Server::new(config, core_tx),
             core_task,
-            listeners: Vec::new(),
         }
     }
 
@@ -74,31 +137,13 @@ impl Router {
         addr: SocketAddr,
         tls: Option<TlsAcceptor>,
     ) -> std::io::Result<Bound> {
-        let listener = TcpListener::bind(addr).await?;
-        let local_addr = listener.local_addr()?;
-        let ctx = conn::ConnContext {
-            config: Arc::clone(&self.config),
-            core: self.core_tx.clone(),
-            shutdown: self.close_connections.subscribe(),
-        };
-        let task = tokio::spawn(listener::accept_loop(
-            listener,
-            tls,
-            ctx,
-            Arc::clone(&self.connections),
-            self.stop_accepting.subscribe(),
-        ));
-        self.listeners.push(task);
-        Ok(Bound { local_addr })
+        self.server.listen(addr, tls).await
     }
 
     /// Stop accepting; let unsettled deliveries settle for up to `grace`; close every connection with
     /// `amqp:connection:forced`; wait for them to go.
     pub async fn shutdown(self, grace: Duration) {
-        let _ = self.stop_accepting.send(true);
-        for l in &self.listeners {
-            l.abort();
-        }
+        self.server.stop_accepting();
         let deadline = tokio::time::Instant::now() + grace;
         // Drain: deliveries in flight get their outcomes while nothing new can connect.
         while tokio::time::Instant::now() < deadline {
@@ -107,11 +152,7 @@ impl Router {
                 _ => break,
             }
         }
-        let _ = self.close_connections.send(true);
-        let all = self.config.max_connections as u32;
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), self.connections.acquire_many(all)).await;
-        drop(self.core_tx);
+        self.server.close_connections().await;
         drop(self.handle);
         self.core_task.abort();
     }

@@ -49,6 +49,8 @@ pub struct Engine {
     /// We sent `close`: write what is left, then stop.
     closing: bool,
     pub(super) remote_max_frame: u32,
+    /// The peer's container-id, from its `open`.
+    pub(super) peer_container_id: String,
     remote_idle: Option<Duration>,
 
     open_deadline: Instant,
@@ -88,6 +90,7 @@ impl Engine {
             opened: false,
             closing: false,
             remote_max_frame: shoal_amqp::MIN_MAX_FRAME_SIZE,
+            peer_container_id: String::new(),
             remote_idle: None,
 
             open_deadline,
@@ -356,6 +359,7 @@ impl Engine {
         }
         self.opened = true;
         self.remote_max_frame = open.max_frame_size;
+        self.peer_container_id = open.container_id.clone();
 
         self.remote_idle = open
             .idle_time_out

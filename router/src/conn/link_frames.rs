@@ -7,7 +7,7 @@ use shoal_amqp::{
 
 use super::engine::{ConnError, ConnResult, Engine};
 use super::session::{LinkEnd, LinkState, OurRole};
-use crate::core::api::{AttachRequest, Event};
+use crate::core::api::{AttachDetails, AttachRequest, Event};
 
 impl Engine {
     pub(super) fn on_attach(&mut self, channel: u16, attach: Attach) -> ConnResult {
@@ -104,10 +104,19 @@ impl Engine {
             streaming: None,
         });
         self.session(channel)?.links.insert(attach.handle, key);
+        let details = Box::new(AttachDetails {
+            link_name: attach.name,
+            container_id: self.peer_container_id.clone(),
+            source: attach.source,
+            target: attach.target,
+            snd_settle_mode: attach.snd_settle_mode,
+            rcv_settle_mode: attach.rcv_settle_mode,
+        });
         let request = AttachRequest {
             local: key,
             address,
             dynamic,
+            details,
         };
         self.events.push(match role {
             OurRole::Receiver => Event::AttachIncoming(request),

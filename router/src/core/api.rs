@@ -31,6 +31,28 @@ pub struct DeliveryKey {
     pub(crate) generation: u32,
 }
 
+impl LinkKey {
+    /// For cores outside this crate (the broker): any scheme that never reuses a live key.
+    pub fn new(index: u32, generation: u32) -> LinkKey {
+        LinkKey { index, generation }
+    }
+
+    pub fn parts(self) -> (u32, u32) {
+        (self.index, self.generation)
+    }
+}
+
+impl DeliveryKey {
+    /// For cores outside this crate (the broker): any scheme that never reuses a live key.
+    pub fn new(index: u32, generation: u32) -> DeliveryKey {
+        DeliveryKey { index, generation }
+    }
+
+    pub fn parts(self) -> (u32, u32) {
+        (self.index, self.generation)
+    }
+}
+
 /// A connection's own key for one of its links (slab index in the low half, a generation in the high half, so
 /// a command for a link that has gone never reaches a newer link in the same slot); commands name links this way.
 pub type LocalLink = u64;
@@ -72,6 +94,15 @@ impl Chunks {
 }
 
 impl Msg {
+    /// A message charged to no connection's budget (one a broker loads from its store).
+    pub fn untracked(chunks: Chunks) -> Msg {
+        let len = chunks.len();
+        Msg {
+            chunks,
+            charge: crate::budget::Budget::untracked().charge(len),
+        }
+    }
+
     /// A copy for one more receiver of a multicast: the chunks are shared, and so is the origin's budget.
     pub fn share(&self) -> Msg {
         Msg {
@@ -99,6 +130,21 @@ pub struct AttachRequest {
     /// `None` for an anonymous sender (routed by each message's `to`) or a dynamic receiver.
     pub address: Option<String>,
     pub dynamic: bool,
+    /// What else the peer said, for cores that need it (the broker: durable subscriptions are named by
+    /// container-id and link name; source filters, distribution-mode, capabilities, settle modes).
+    pub details: Box<AttachDetails>,
+}
+
+/// The parts of an attach a router ignores and a broker reads.
+#[derive(Debug, Clone, Default)]
+pub struct AttachDetails {
+    pub link_name: String,
+    /// The peer's container-id (from its `open`).
+    pub container_id: String,
+    pub source: Option<Box<shoal_amqp::Source>>,
+    pub target: Option<Box<shoal_amqp::Target>>,
+    pub snd_settle_mode: shoal_amqp::SenderSettleMode,
+    pub rcv_settle_mode: shoal_amqp::ReceiverSettleMode,
 }
 
 /// Conn -> core.

@@ -373,6 +373,7 @@ impl Core {
             local,
             address,
             dynamic,
+            ..
         } = req;
         if !self.conns.contains_key(&conn) {
             return;

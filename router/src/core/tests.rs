@@ -81,6 +81,7 @@ impl Harness {
             local,
             address: address.map(str::to_owned),
             dynamic,
+            details: Default::default(),
         };
         let event = if incoming {
             Event::AttachIncoming(req)
@@ -507,6 +508,7 @@ fn a_dynamic_receiver_gets_a_unique_address_that_senders_can_use() {
             local,
             address: None,
             dynamic: true,
+            details: Default::default(),
         })],
     );
     let address = h
@@ -532,6 +534,7 @@ fn a_receiver_without_an_address_is_refused() {
             local: 1,
             address: None,
             dynamic: false,
+            details: Default::default(),
         })],
     );
     assert!(matches!(&h.take(C)[..], [Command::Refused { .. }]));

@@ -1,0 +1,2 @@
+//! Shoal's store-and-forward broker (being written: see the broker issue).
+pub mod store;
