@@ -111,6 +111,7 @@ impl Engine {
             target: attach.target,
             snd_settle_mode: attach.snd_settle_mode,
             rcv_settle_mode: attach.rcv_settle_mode,
+            properties: attach.properties,
         });
         let request = AttachRequest {
             local: key,

@@ -145,7 +145,13 @@ pub struct AttachDetails {
     pub target: Option<Box<shoal_amqp::Target>>,
     pub snd_settle_mode: shoal_amqp::SenderSettleMode,
     pub rcv_settle_mode: shoal_amqp::ReceiverSettleMode,
+    /// The attach's `properties`. A router that link-routes a client's link to a broker names the client's
+    /// container-id here as `shoal:container-id`, so durable subscriptions keep their identity.
+    pub properties: Option<shoal_amqp::Fields>,
 }
+
+/// The link property a router sets on a link it routes for a client: the client's container-id.
+pub const CONTAINER_ID_PROPERTY: &str = "shoal:container-id";
 
 /// Conn -> core.
 #[derive(Debug)]
