@@ -30,6 +30,9 @@ pub struct AddressRule {
     pub name: String,
     pub matcher: Matcher,
     pub distribution: Distribution,
+    /// Link-route the address to this route container (a broker): each client link on it is paired with a link
+    /// the router opens on the broker connection, and everything on one is passed to the other.
+    pub link_route: Option<String>,
 }
 
 /// Limits and defaults of one router. `Default` is what `shoal standalone` starts with.

@@ -59,7 +59,10 @@ impl Server {
     }
 
     /// A channel for a core, sized for batches (each batch is one read's worth of events of one connection).
-    pub fn core_channel() -> (mpsc::Sender<core::api::CoreMsg>, mpsc::Receiver<core::api::CoreMsg>) {
+    pub fn core_channel() -> (
+        mpsc::Sender<core::api::CoreMsg>,
+        mpsc::Receiver<core::api::CoreMsg>,
+    ) {
         mpsc::channel(CORE_QUEUE)
     }
 
@@ -88,6 +91,14 @@ impl Server {
             core: self.core_tx.clone(),
             shutdown: self.close_connections.subscribe(),
         }
+    }
+
+    /// Keep a connection to the route container (broker) `name` at `addr`, redialling when it drops; the
+    /// addresses whose rules name `name` in `link_route` are routed over it.
+    pub fn connect_route_container(&mut self, name: String, addr: SocketAddr) {
+        // Not a listener: it must outlive `stop_accepting`, so deliveries to the broker can settle while the
+        // router drains; it ends when connections close.
+        tokio::spawn(conn::connector::run(name, addr, self.context()));
     }
 
     /// Stop accepting new connections.
@@ -138,6 +149,11 @@ impl Router {
         tls: Option<TlsAcceptor>,
     ) -> std::io::Result<Bound> {
         self.server.listen(addr, tls).await
+    }
+
+    /// Keep a connection to the broker `name` at `addr` (see [`Server::connect_route_container`]).
+    pub fn connect_route_container(&mut self, name: String, addr: SocketAddr) {
+        self.server.connect_route_container(name, addr);
     }
 
     /// Stop accepting; let unsettled deliveries settle for up to `grace`; close every connection with

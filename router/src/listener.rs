@@ -12,6 +12,11 @@ use crate::conn::{self, ConnContext};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// A process-wide unique connection id (accepted and outgoing connections alike).
+pub(crate) fn next_conn_id() -> u64 {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Accept until `stop` flips; each connection holds a permit of `limit` for its lifetime.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
@@ -41,7 +46,7 @@ pub(crate) async fn accept_loop(
         };
         // Small frames (flows, dispositions) must not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        let id = next_conn_id();
         let ctx = ctx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

@@ -143,6 +143,7 @@ pub fn to_rule(address: &Address) -> AddressRule {
         name: address.key(),
         matcher,
         distribution,
+        link_route: None,
     }
 }
 

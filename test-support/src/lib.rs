@@ -96,6 +96,11 @@ impl TestRouter {
     }
 
     /// Where the router listens.
+    /// Link-route addresses whose rules name `name` to the route container (broker) at `addr`.
+    pub fn connect_route_container(&mut self, name: &str, addr: SocketAddr) {
+        self.router.connect_route_container(name.to_owned(), addr);
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

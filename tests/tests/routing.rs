@@ -64,6 +64,7 @@ async fn rule(shoal: &TestShoal, pattern: &str, distribution: Distribution) {
             name: format!("test/{pattern}"),
             matcher: Matcher::Pattern(pattern.into()),
             distribution,
+            link_route: None,
         })
         .await
         .unwrap();

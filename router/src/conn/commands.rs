@@ -1,13 +1,13 @@
 //! What the connection does with each command from the core.
 
 use shoal_amqp::{
-    AmqpError, DeliveryState, Detach, Disposition, Performative, Role, Transfer,
+    AmqpError, Attach, DeliveryState, Detach, Disposition, Performative, Role, Transfer,
     TRANSFER_OVERHEAD_MAX,
 };
 
 use super::engine::{Engine, PendingDisposition};
-use super::session::{Blocked, LinkState, OurRole};
-use crate::core::api::{Command, DeliveryKey, Event, Msg};
+use super::session::{Blocked, LinkEnd, LinkState, OurRole};
+use crate::core::api::{AttachDetails, Command, DeliveryKey, Event, Msg};
 
 impl Engine {
     pub(super) fn on_command(&mut self, command: Command) {
@@ -44,6 +44,30 @@ impl Engine {
                 delivery_id,
                 state,
             } => self.settle(local, delivery_id, state),
+            Command::RouteAttach {
+                client,
+                role,
+                details,
+            } => self.route_attach(client, role, *details),
+            Command::Flow {
+                local,
+                seen,
+                credit,
+                drain,
+            } => {
+                let Some(l) = self.link_mut(local) else {
+                    return;
+                };
+                // Transfers the core has not seen yet already used some of this credit.
+                let in_flight = l.received.wrapping_sub(seen);
+                l.link_credit = credit.saturating_sub(in_flight);
+                l.drain = drain;
+                if !l.flow_due {
+                    l.flow_due = true;
+                    self.flows_due.push(local);
+                }
+            }
+            Command::Detach { local, error } => self.detach_link(local, error),
             Command::Drained { local, limit } => {
                 let Some(l) = self.link_mut(local) else {
                     return;
@@ -63,7 +87,10 @@ impl Engine {
     fn attached(&mut self, local: u64, core: crate::core::api::LinkKey, address: Option<String>) {
         let Some(link) = self.link_mut(local) else {
             // The peer's session ended meanwhile: the core must forget the link too.
-            self.events.push(Event::Detach { link: core });
+            self.events.push(Event::Detach {
+                link: core,
+                error: None,
+            });
             return;
         };
         link.core = Some(core);
@@ -73,6 +100,15 @@ impl Engine {
             peer_detached,
         } = state
         else {
+            // A link we opened (already attached on the wire): only the credit the peer gave meanwhile is news.
+            let (role, limit, drain) = (link.role, link.limit, link.drain);
+            if role == OurRole::Sender && (limit != 0 || drain) {
+                self.events.push(Event::Credit {
+                    link: core,
+                    limit,
+                    drain,
+                });
+            }
             return;
         };
         if let (Some(address), Some(source)) = (address, reply.source.as_mut()) {
@@ -117,6 +153,92 @@ impl Engine {
             self.drop_link(local);
             self.send_refusal(channel, *reply, error, peer_detached.is_none());
         }
+    }
+
+    /// Open a link on this route container connection as the partner of a client's link.
+    fn route_attach(
+        &mut self,
+        client: crate::core::api::LinkKey,
+        role: Role,
+        details: AttachDetails,
+    ) {
+        const CHANNEL: u16 = 0;
+        let max_message_size = self.ctx.config.max_message_size;
+        let Ok(session) = self.session(CHANNEL) else {
+            self.events.push(Event::RouteAttached {
+                client,
+                local: 0,
+                address: None,
+                error: Some(AmqpError::new(
+                    shoal_amqp::condition::INTERNAL_ERROR,
+                    "the broker connection has no session",
+                )),
+            });
+            return;
+        };
+        let handle = session.next_initiated_handle;
+        session.next_initiated_handle = handle.saturating_sub(1);
+        // Link names must be unique per connection; two clients may use the same one.
+        let mut name = details.link_name.clone();
+        let mut n = 1;
+        while session.initiating.contains_key(&name) {
+            n += 1;
+            name = format!("{}~{n}", details.link_name);
+        }
+        self.link_generation = self.link_generation.wrapping_add(1);
+        let entry = self.links.vacant_entry();
+        let key = entry.key() as u64 | (u64::from(self.link_generation) << 32);
+        let our_role = if role == Role::Sender {
+            OurRole::Sender
+        } else {
+            OurRole::Receiver
+        };
+        entry.insert(LinkEnd {
+            generation: self.link_generation,
+            channel: CHANNEL,
+            handle,
+            role: our_role,
+            state: LinkState::Initiating,
+            core: None,
+            delivery_count: 0,
+            link_credit: 0,
+            anonymous: false,
+            presettle: false,
+            max_message_size,
+            partial: None,
+            limit: 0,
+            drain: false,
+            flow_due: false,
+            streaming: None,
+            initiated_for: Some(client),
+            peer_handle: None,
+            received: 0,
+        });
+        if let Ok(session) = self.session(CHANNEL) {
+            session.initiating.insert(name.clone(), key);
+        }
+        let AttachDetails {
+            source,
+            target,
+            snd_settle_mode,
+            rcv_settle_mode,
+            properties,
+            ..
+        } = details;
+        let attach = Attach {
+            name,
+            handle,
+            role,
+            snd_settle_mode,
+            rcv_settle_mode,
+            source,
+            target,
+            initial_delivery_count: (role == Role::Sender).then_some(0),
+            max_message_size: Some(max_message_size),
+            properties,
+            ..Default::default()
+        };
+        self.emit(CHANNEL, &Performative::Attach(attach));
     }
 
     /// One flow per receiving link whose credit changed in this batch.

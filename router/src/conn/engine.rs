@@ -65,6 +65,8 @@ pub struct Engine {
     /// A disposition being extended over consecutive delivery ids; written before any other frame.
     pub(super) pending_disposition: Option<PendingDisposition>,
     pub(super) tag_arena: BytesMut,
+    /// Set when we made this connection to a route container (we open, begin and attach first).
+    pub(super) route_container: Option<String>,
 }
 
 pub struct PendingDisposition {
@@ -75,7 +77,15 @@ pub struct PendingDisposition {
 }
 
 impl Engine {
-    pub fn new(id: ConnId, peer: String, ctx: ConnContext, open_deadline: Instant) -> Engine {
+    /// `route_container`: this is a connection the router made to a broker of that name: we speak first
+    /// (open, begin) and open links on it.
+    pub fn new(
+        id: ConnId,
+        peer: String,
+        ctx: ConnContext,
+        open_deadline: Instant,
+        route_container: Option<String>,
+    ) -> Engine {
         let budget = Budget::new(ctx.config.connection_budget);
         let now = Instant::now();
         Engine {
@@ -102,6 +112,7 @@ impl Engine {
             flows_due: Vec::new(),
             pending_disposition: None,
             tag_arena: BytesMut::new(),
+            route_container,
         }
     }
 
@@ -116,6 +127,7 @@ impl Engine {
             .send(CoreMsg::Open {
                 conn: self.id,
                 outbox: Arc::clone(&self.outbox),
+                route_container: self.route_container.clone(),
             })
             .await
             .is_err()
@@ -123,6 +135,9 @@ impl Engine {
             return;
         }
         let mut shutdown = self.ctx.shutdown.clone();
+        if self.route_container.is_some() {
+            self.initiate();
+        }
         // Frames that arrived with the handshake.
         self.on_bytes(&mut rbuf);
         let timer = tokio::time::sleep_until(self.next_tick());
@@ -360,6 +375,14 @@ impl Engine {
         self.opened = true;
         self.remote_max_frame = open.max_frame_size;
         self.peer_container_id = open.container_id.clone();
+        if self.route_container.is_some() {
+            // We spoke first (see `initiate`).
+            self.remote_idle = open
+                .idle_time_out
+                .filter(|ms| *ms > 0)
+                .map(|ms| Duration::from_millis(ms as u64));
+            return Ok(());
+        }
 
         self.remote_idle = open
             .idle_time_out
@@ -375,6 +398,30 @@ impl Engine {
         };
         self.emit(0, &Performative::Open(reply));
         Ok(())
+    }
+
+    /// On a connection we made: our open and one session, before the peer says anything.
+    fn initiate(&mut self) {
+        let config = &self.ctx.config;
+        let open = Open {
+            container_id: config.container_id.clone(),
+            max_frame_size: config.max_frame_size,
+            channel_max: config.channel_max,
+            idle_time_out: Some(config.idle_timeout.as_millis() as u32),
+            ..Default::default()
+        };
+        let begin = shoal_amqp::Begin {
+            remote_channel: None,
+            next_outgoing_id: 0,
+            incoming_window: config.session_window,
+            outgoing_window: u32::MAX,
+            handle_max: config.handle_max,
+            ..Default::default()
+        };
+        let session = super::session::Session::new(config.session_window, config.handle_max);
+        self.sessions = vec![Some(session)];
+        self.emit(0, &Performative::Open(open));
+        self.emit(0, &Performative::Begin(begin));
     }
 
     /// Encode one frame with no payload.

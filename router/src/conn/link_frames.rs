@@ -15,6 +15,10 @@ impl Engine {
         if session.ending {
             return Ok(());
         }
+        if let Some(key) = session.initiating.remove(&attach.name) {
+            self.initiated_answered(channel, key, attach);
+            return Ok(());
+        }
         if attach.handle > session.handle_max {
             return Err(ConnError::new(
                 condition::NOT_ALLOWED,
@@ -102,6 +106,9 @@ impl Engine {
             drain: false,
             flow_due: false,
             streaming: None,
+            initiated_for: None,
+            peer_handle: None,
+            received: 0,
         });
         self.session(channel)?.links.insert(attach.handle, key);
         let details = Box::new(AttachDetails {
@@ -222,16 +229,35 @@ impl Engine {
         let Some(link) = self.link_mut(key) else {
             return Ok(());
         };
-        if let LinkState::Attaching { peer_detached, .. } = &mut link.state {
-            // We still owe the peer our attach; the core's answer finishes this.
-            *peer_detached = Some(detach.closed);
-            return Ok(());
+        let our_handle = link.handle;
+        match &mut link.state {
+            LinkState::Attaching { peer_detached, .. } => {
+                // We still owe the peer our attach; the core's answer finishes this.
+                *peer_detached = Some(detach.closed);
+                return Ok(());
+            }
+            LinkState::Initiating => {
+                // The route container refused a link we opened: the client hears why.
+                let client = link.initiated_for;
+                let error = detach.error.clone().unwrap_or_else(|| {
+                    AmqpError::new(condition::NOT_FOUND, "the broker refused the link")
+                });
+                if let Some(client) = client {
+                    self.events.push(Event::RouteAttached {
+                        client,
+                        local: key,
+                        address: None,
+                        error: Some(error),
+                    });
+                }
+            }
+            LinkState::Attached => {}
         }
-        self.drop_link(key);
+        self.drop_link_with(key, detach.error);
         self.emit(
             channel,
             &Performative::Detach(Detach {
-                handle: detach.handle,
+                handle: our_handle,
                 closed: detach.closed,
                 error: None,
             }),
@@ -239,10 +265,46 @@ impl Engine {
         Ok(())
     }
 
+    /// The peer answered a link we opened (link routing): a null terminus on its side is a refusal, whose
+    /// reason follows in a detach.
+    fn initiated_answered(&mut self, channel: u16, key: u64, attach: Attach) {
+        let Some(link) = self.link_mut(key) else {
+            return;
+        };
+        link.peer_handle = Some(attach.handle);
+        let refused = match link.role {
+            OurRole::Sender => attach.target.is_none(),
+            OurRole::Receiver => attach.source.is_none(),
+        };
+        if link.role == OurRole::Receiver {
+            link.delivery_count = attach.initial_delivery_count.unwrap_or(0);
+        }
+        if !refused {
+            link.state = LinkState::Attached;
+        }
+        let client = link.initiated_for;
+        if let Ok(session) = self.session(channel) {
+            session.links.insert(attach.handle, key);
+        }
+        if let (false, Some(client)) = (refused, client) {
+            self.events.push(Event::RouteAttached {
+                client,
+                local: key,
+                address: None,
+                error: None,
+            });
+        }
+    }
+
     /// Forget a link: its unsettled outgoing deliveries go back as released, then the core hears it is gone.
     pub(super) fn drop_link(&mut self, key: u64) {
+        self.drop_link_with(key, None);
+    }
+
+    /// As [`Engine::drop_link`], passing on the error the peer's detach carried.
+    pub(super) fn drop_link_with(&mut self, key: u64, error: Option<AmqpError>) {
         let Some(link) = self.link(key) else { return };
-        let (channel, handle, core) = (link.channel, link.handle, link.core);
+        let (channel, handle, core) = (link.channel, link.remote_handle(), link.core);
         if let Some(session) = self
             .sessions
             .get_mut(channel as usize)
@@ -267,7 +329,7 @@ impl Engine {
             }
         }
         if let Some(core) = core {
-            self.events.push(Event::Detach { link: core });
+            self.events.push(Event::Detach { link: core, error });
         }
         self.links.remove(key as u32 as usize);
     }
@@ -321,7 +383,24 @@ impl Engine {
                     });
                 }
             }
-            OurRole::Receiver => {}
+            OurRole::Receiver => {
+                if let (Some(core), Some(_)) = (link.core, link.initiated_for) {
+                    // The sender's view of the link; after a drain its delivery-count moved on.
+                    if let Some(count) = flow.delivery_count {
+                        link.delivery_count = count;
+                    }
+                    let link_credit = flow.link_credit.unwrap_or(0);
+                    link.link_credit = link_credit;
+                    if flow.drain && link_credit == 0 {
+                        link.drain = false;
+                    }
+                    self.events.push(Event::SenderFlow {
+                        link: core,
+                        link_credit,
+                        drain: flow.drain,
+                    });
+                }
+            }
         }
         if flow.echo {
             self.session_flow(channel, Some(key));

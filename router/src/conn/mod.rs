@@ -4,6 +4,7 @@
 //! ([`Event`](crate::core::api::Event)s, one batch per read) and turns the core's commands into frames.
 
 mod commands;
+pub(crate) mod connector;
 mod engine;
 mod handshake;
 mod link_frames;
@@ -53,7 +54,7 @@ where
             return;
         }
     };
-    engine::Engine::new(id, peer, ctx, deadline)
+    engine::Engine::new(id, peer, ctx, deadline, None)
         .run(reader, writer, rbuf)
         .await;
 }

@@ -33,6 +33,8 @@ pub enum LinkState {
         reply: Box<Attach>,
         peer_detached: Option<bool>,
     },
+    /// We opened this link (link routing) and wait for the peer's attach.
+    Initiating,
     Attached,
 }
 
@@ -62,6 +64,19 @@ pub struct LinkEnd {
     pub flow_due: bool,
     /// Sending link: the delivery-id of a streamed delivery still being written.
     pub streaming: Option<u32>,
+    /// A link the router opened on a route container connection, as the partner of this client link.
+    pub initiated_for: Option<crate::core::api::LinkKey>,
+    /// The peer's handle where it is not ours (links we opened); see [`LinkEnd::remote_handle`].
+    pub peer_handle: Option<u32>,
+    /// Deliveries received on a receiving link (routed credit counts from what the core has seen).
+    pub received: u32,
+}
+
+impl LinkEnd {
+    /// The handle the peer uses for this link in the frames it sends.
+    pub fn remote_handle(&self) -> u32 {
+        self.peer_handle.unwrap_or(self.handle)
+    }
 }
 
 /// A delivery, or one part of a streamed delivery, to write on a sending link: written at once when the
@@ -101,6 +116,10 @@ pub struct Session {
     pub ending: bool,
     /// Handles we detached (with an error, or refusing an attach) whose peer detach has not arrived yet.
     pub detaching: std::collections::HashSet<u32>,
+    /// Links we opened and whose peer attach has not arrived, by link name.
+    pub initiating: std::collections::HashMap<String, u64>,
+    /// Our handles for links we open count down from handle-max, away from the peer's (mirrored) ones.
+    pub next_initiated_handle: u32,
 }
 
 impl Session {
@@ -118,6 +137,8 @@ impl Session {
             blocked: VecDeque::new(),
             ending: false,
             detaching: Default::default(),
+            initiating: Default::default(),
+            next_initiated_handle: handle_max,
         }
     }
 

@@ -19,6 +19,21 @@ impl Engine {
     }
 
     pub(super) fn on_begin(&mut self, channel: u16, begin: Begin) -> ConnResult {
+        if let (Some(ours), true) = (begin.remote_channel, self.route_container.is_some()) {
+            // The answer to the session we began on a connection we made.
+            let session = self.session(ours)?;
+            session.next_incoming_id = begin.next_outgoing_id;
+            session.remote_incoming_window = begin.incoming_window;
+            session.handle_max = session.handle_max.min(begin.handle_max);
+            session.next_initiated_handle = session.handle_max;
+            if ours != channel {
+                return Err(ConnError::new(
+                    condition::NOT_IMPLEMENTED,
+                    "the peer answered our session on another channel",
+                ));
+            }
+            return Ok(());
+        }
         if begin.remote_channel.is_some() {
             return Err(ConnError::new(
                 condition::NOT_ALLOWED,

@@ -7,7 +7,7 @@ use shoal_amqp::{
 };
 
 use super::engine::{ConnError, ConnResult, Engine};
-use super::session::{OurRole, Partial};
+use super::session::{LinkState, OurRole, Partial};
 use crate::core::api::{Chunks, Event, Msg};
 
 impl Engine {
@@ -67,6 +67,7 @@ impl Engine {
                 }
                 link.link_credit -= 1;
                 link.delivery_count = link.delivery_count.wrapping_add(1);
+                link.received = link.received.wrapping_add(1);
                 Partial {
                     delivery_id,
                     settled: transfer.settled.unwrap_or(false),
@@ -173,18 +174,27 @@ impl Engine {
 
     /// Detach one link with an error (a link-level violation); the rest of the connection carries on.
     pub(super) fn detach_with_error(&mut self, key: u64, error: AmqpError) {
+        self.detach_link(key, Some(error));
+    }
+
+    /// Detach a link from our side (an error, or its routed partner went away); the peer's answering detach
+    /// is expected on its handle.
+    pub(super) fn detach_link(&mut self, key: u64, error: Option<AmqpError>) {
         let Some(link) = self.link(key) else { return };
-        let (channel, handle) = (link.channel, link.handle);
+        let (channel, handle, remote) = (link.channel, link.handle, link.remote_handle());
+        let answered = !matches!(link.state, LinkState::Initiating) || link.peer_handle.is_some();
         self.drop_link(key);
         if let Ok(session) = self.session(channel) {
-            session.detaching.insert(handle);
+            if answered {
+                session.detaching.insert(remote);
+            }
         }
         self.emit(
             channel,
             &Performative::Detach(Detach {
                 handle,
                 closed: true,
-                error: Some(error),
+                error,
             }),
         );
     }

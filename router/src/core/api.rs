@@ -161,8 +161,26 @@ pub enum Event {
     /// A client receiver attached: the router sends on this link.
     AttachOutgoing(AttachRequest),
     /// The link is gone (detached by the peer, or the connection closed). For an outgoing link the connection
-    /// first reports every unsettled delivery on it as released.
-    Detach { link: LinkKey },
+    /// first reports every unsettled delivery on it as released. `error` is what the peer's detach carried.
+    Detach {
+        link: LinkKey,
+        error: Option<AmqpError>,
+    },
+    /// The route container answered a link the router opened for `client` ([`Command::RouteAttach`]): attached
+    /// as `local` (the core answers with `Command::Attached` to give it a key), or refused with `error`.
+    RouteAttached {
+        client: LinkKey,
+        local: LocalLink,
+        /// The address the container gave the node (a dynamic node's name).
+        address: Option<String>,
+        error: Option<AmqpError>,
+    },
+    /// A flow from the sender on a receiving link the router opened (a route container's): its drain answered.
+    SenderFlow {
+        link: LinkKey,
+        link_credit: u32,
+        drain: bool,
+    },
     /// A message, or its first part, arrived on an incoming link. `to` is filled for anonymous links only.
     /// With `more`, the rest follows as [`Event::TransferMore`]: large messages stream through the router.
     Transfer {
@@ -230,6 +248,27 @@ pub enum Command {
     },
     /// Drain completed on an outgoing link: advance its delivery-count to `limit` (its credit is used up).
     Drained { local: LocalLink, limit: u32 },
+    /// Open a link on this (route container) connection for the client link `client`, with the client's
+    /// terminus and our `role` on this connection; answered by [`Event::RouteAttached`].
+    RouteAttach {
+        client: LinkKey,
+        role: shoal_amqp::Role,
+        details: Box<AttachDetails>,
+    },
+    /// Set a receiving link's credit: after the first `seen` transfers on it (those the core has processed),
+    /// the peer may send `credit` more; with drain. A routed link's credit is its partner's: counting from what
+    /// the core has seen keeps transfers still on their way to the core from being granted twice.
+    Flow {
+        local: LocalLink,
+        seen: u32,
+        credit: u32,
+        drain: bool,
+    },
+    /// Detach a link (its routed partner went away), passing on `error`.
+    Detach {
+        local: LocalLink,
+        error: Option<AmqpError>,
+    },
 }
 
 /// Management requests, answered on a oneshot.
@@ -244,9 +283,19 @@ pub enum Admin {
 /// Everything the core receives on its one channel.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Open { conn: ConnId, outbox: Arc<Outbox> },
-    Batch { conn: ConnId, events: Vec<Event> },
-    Closed { conn: ConnId },
+    Open {
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+        /// Set for a connection the router made to a route container (a broker), by the container's name.
+        route_container: Option<String>,
+    },
+    Batch {
+        conn: ConnId,
+        events: Vec<Event>,
+    },
+    Closed {
+        conn: ConnId,
+    },
     Admin(Admin),
 }
 

@@ -29,6 +29,8 @@ pub struct AddressSnapshot {
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// Route containers (brokers) connected now, by name.
+    pub route_containers: Vec<String>,
     pub connections: usize,
     pub links: usize,
     pub unsettled: usize,
@@ -52,9 +54,20 @@ impl Snapshot {
         gauge(
             &mut out,
             "shoal_connections",
-            "Open client connections.",
+            "Open connections (clients and brokers).",
             self.connections,
         );
+        let _ = writeln!(
+            out,
+            "# HELP shoal_broker_connected Connected route containers (brokers).\n# TYPE shoal_broker_connected gauge"
+        );
+        for name in &self.route_containers {
+            let _ = writeln!(
+                out,
+                "shoal_broker_connected{{broker=\"{}\"}} 1",
+                escape(name)
+            );
+        }
         gauge(&mut out, "shoal_links", "Attached links.", self.links);
         gauge(
             &mut out,

@@ -6,6 +6,7 @@
 //! inter-router link: the core only knows links, credit and outcomes, not sockets.
 
 pub mod api;
+mod link_route;
 pub mod metrics;
 mod routing;
 pub mod rules;
@@ -39,6 +40,8 @@ struct ConnEntry {
     outbox: Arc<Outbox>,
     pending: Vec<Command>,
     links: Vec<LinkKey>,
+    /// The name of the route container (broker) at the other end, for connections the router made.
+    route_container: Option<String>,
 }
 
 struct Link {
@@ -48,6 +51,16 @@ struct Link {
     /// `None` only for an anonymous incoming link.
     addr: Option<AddrId>,
     kind: LinkKind,
+    /// A link-routed link's partner: a client's link and the link the router opened on the broker connection
+    /// for it name each other. Such links bypass the address table: all traffic goes to the partner.
+    routed: Option<Routed>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routed {
+    /// A client link whose broker-side partner is being attached.
+    Pending,
+    Paired(LinkKey),
 }
 
 enum LinkKind {
@@ -59,6 +72,8 @@ enum LinkKind {
         in_router: u32,
         /// Where the parts of a delivery still arriving go.
         open: Option<streaming::Stream>,
+        /// Deliveries received on this link so far (counted for routed credit, see `Command::Flow`).
+        seen: u32,
     },
     /// A client receiver: the router sends.
     Outgoing(Outgoing),
@@ -130,6 +145,8 @@ pub struct Core {
     deliveries: Slab<Delivery>,
     addresses: Slab<Address>,
     by_name: HashMap<String, AddrId>,
+    /// Route containers (brokers) the router is connected to, by name.
+    containers: HashMap<String, ConnId>,
     rules: Rules,
     /// Addresses in the order they went idle (see `forget_if_idle`); each at most once.
     idle: VecDeque<AddrId>,
@@ -155,6 +172,7 @@ impl Core {
             deliveries: Slab::new(),
             addresses: Slab::new(),
             by_name: HashMap::new(),
+            containers: HashMap::new(),
             rules,
             idle: VecDeque::new(),
             generation: 0,
@@ -175,13 +193,21 @@ impl Core {
 
     fn handle(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Open { conn, outbox } => {
+            CoreMsg::Open {
+                conn,
+                outbox,
+                route_container,
+            } => {
+                if let Some(name) = &route_container {
+                    self.containers.insert(name.clone(), conn);
+                }
                 self.conns.insert(
                     conn,
                     ConnEntry {
                         outbox,
                         pending: Vec::new(),
                         links: Vec::new(),
+                        route_container,
                     },
                 );
             }
@@ -204,8 +230,19 @@ impl Core {
                             self.outcome(None, delivery, shoal_amqp::DeliveryState::Released);
                         }
                     }
+                    if let Some(name) = &entry.route_container {
+                        if self.containers.get(name) == Some(&conn) {
+                            self.containers.remove(name);
+                        }
+                    }
+                    let lost = entry.route_container.is_some().then(|| {
+                        AmqpError::new(
+                            shoal_amqp::condition::LINK_DETACH_FORCED,
+                            "the connection to the broker holding this address was lost",
+                        )
+                    });
                     for link in entry.links {
-                        self.detach(link);
+                        self.detach_with(link, lost.clone());
                     }
                 }
             }
@@ -217,12 +254,23 @@ impl Core {
         match event {
             Event::AttachIncoming(req) => self.attach(conn, req, true),
             Event::AttachOutgoing(req) => self.attach(conn, req, false),
-            Event::Detach { link } => {
+            Event::Detach { link, error } => {
                 if let Some(entry) = self.conns.get_mut(&conn) {
                     entry.links.retain(|l| *l != link);
                 }
-                self.detach(link);
+                self.detach_with(link, error);
             }
+            Event::RouteAttached {
+                client,
+                local,
+                address,
+                error,
+            } => self.route_attached(conn, client, local, address, error),
+            Event::SenderFlow {
+                link,
+                link_credit,
+                drain,
+            } => self.sender_flow(link, link_credit, drain),
             Event::Transfer {
                 link,
                 delivery_id,
@@ -304,7 +352,10 @@ impl Core {
             })
             .collect();
         addresses.sort_by(|a, b| a.address.cmp(&b.address));
+        let mut route_containers: Vec<String> = self.containers.keys().cloned().collect();
+        route_containers.sort();
         Snapshot {
+            route_containers,
             connections: self.conns.len(),
             links: self.links.len(),
             unsettled: self.deliveries.len(),
@@ -369,15 +420,23 @@ impl Core {
     }
 
     fn attach(&mut self, conn: ConnId, req: AttachRequest, incoming: bool) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        let container = req
+            .address
+            .as_deref()
+            .and_then(|a| self.rules.lookup(a).1)
+            .and_then(|rule| rule.link_route.clone());
+        if let Some(container) = container {
+            return self.route_attach(conn, req, incoming, &container);
+        }
         let AttachRequest {
             local,
             address,
             dynamic,
             ..
         } = req;
-        if !self.conns.contains_key(&conn) {
-            return;
-        }
         let (addr, assigned) = match (address, dynamic, incoming) {
             (_, true, false) => {
                 self.dynamic_seq += 1;
@@ -405,6 +464,7 @@ impl Core {
                 credit: 0,
                 in_router: 0,
                 open: None,
+                seen: 0,
             }
         } else {
             LinkKind::Outgoing(Outgoing {
@@ -422,6 +482,7 @@ impl Core {
             local,
             addr,
             kind,
+            routed: None,
         });
         let key = LinkKey {
             index: index as u32,
@@ -459,10 +520,12 @@ impl Core {
         }
     }
 
-    fn detach(&mut self, key: LinkKey) {
+    /// The link is gone; a routed partner is detached too, told `error`.
+    fn detach_with(&mut self, key: LinkKey, error: Option<AmqpError>) {
         if self.link(key).is_none() {
             return;
         }
+        self.unpair(key, error);
         // A delivery still streaming from this link ends here, unfinished.
         self.transfer_more_dropped(key);
         let link = self.links.remove(key.index as usize);

@@ -61,12 +61,20 @@ impl Core {
         let conn = link.conn;
         let local = link.local;
         let link_addr = link.addr;
+        let routed = link.routed;
         if let LinkKind::Incoming {
-            credit, in_router, ..
+            credit,
+            in_router,
+            seen,
+            ..
         } = &mut link.kind
         {
             *credit = credit.saturating_sub(1);
             *in_router += 1;
+            *seen = seen.wrapping_add(1);
+        }
+        if routed.is_some() {
+            return self.routed_transfer(from, delivery_id, settled, msg, more);
         }
         let addr = match (link_addr, to) {
             (Some(id), _) => id,
@@ -95,21 +103,7 @@ impl Core {
             }
         };
         self.addresses[addr].stats.deliveries_in += 1;
-        let delivery = (!settled).then(|| {
-            let generation = self.next_generation();
-            let index = self.deliveries.insert(Delivery {
-                generation,
-                from,
-                delivery_id,
-                addr,
-                outstanding: 0,
-                outcome: Aggregate::default(),
-            });
-            DeliveryKey {
-                index: index as u32,
-                generation,
-            }
-        });
+        let delivery = (!settled).then(|| self.new_delivery(from, delivery_id, addr, 0));
         match self.addresses[addr].distribution {
             // A multicast message is collected whole before it fans out (copies of a half-arrived message would
             // pin every receiver's link to this sender's pace).
@@ -132,6 +126,29 @@ impl Core {
                 };
                 self.anycast(addr, pending)
             }
+        }
+    }
+
+    /// Track an unsettled delivery from `from` until its `outstanding` copies have outcomes.
+    pub(super) fn new_delivery(
+        &mut self,
+        from: LinkKey,
+        delivery_id: u32,
+        addr: AddrId,
+        outstanding: u32,
+    ) -> DeliveryKey {
+        let generation = self.next_generation();
+        let index = self.deliveries.insert(Delivery {
+            generation,
+            from,
+            delivery_id,
+            addr,
+            outstanding,
+            outcome: Aggregate::default(),
+        });
+        DeliveryKey {
+            index: index as u32,
+            generation,
         }
     }
 
@@ -249,7 +266,7 @@ impl Core {
     }
 
     /// Hand a message to a receiver link that has credit.
-    fn deliver(&mut self, addr: AddrId, to: LinkKey, pending: Pending) {
+    pub(super) fn deliver(&mut self, addr: AddrId, to: LinkKey, pending: Pending) {
         let Some(link) = self.link_mut(to) else {
             self.unrouted(addr, pending);
             return;
@@ -308,11 +325,15 @@ impl Core {
         let Some(link) = self.link_mut(key) else {
             return;
         };
+        let routed = link.routed;
         let LinkKind::Outgoing(out) = &mut link.kind else {
             return;
         };
         out.limit = limit;
         out.drain = drain;
+        if routed.is_some() {
+            return self.routed_credit(key);
+        }
         self.pump(key);
     }
 
@@ -424,6 +445,10 @@ impl Core {
     pub(super) fn replenish(&mut self, key: LinkKey) {
         let capacity = self.config.link_capacity;
         let Some(link) = self.link(key) else { return };
+        if link.routed.is_some() {
+            // A routed link's credit is its partner's, passed on in `routed_credit`.
+            return;
+        }
         let routable = match link.addr {
             Some(id) => !self.addresses[id].consumers.is_empty(),
             None => true,

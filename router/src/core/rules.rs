@@ -129,6 +129,7 @@ mod tests {
             name: name.into(),
             matcher,
             distribution,
+            link_route: None,
         }
     }
 

@@ -49,7 +49,11 @@ impl Harness {
     fn conn(&mut self, conn: ConnId) {
         let outbox = Arc::new(Outbox::default());
         self.outboxes.push((conn, Arc::clone(&outbox)));
-        self.deliver(CoreMsg::Open { conn, outbox });
+        self.deliver(CoreMsg::Open {
+            conn,
+            outbox,
+            route_container: None,
+        });
     }
 
     fn events(&mut self, conn: ConnId, events: Vec<Event>) {
@@ -363,7 +367,13 @@ fn a_detaching_receiver_gives_queued_messages_back() {
     h.take(P);
     h.send(P, input, 1, false);
     h.send(P, input, 2, false);
-    h.events(C, vec![Event::Detach { link: out }]);
+    h.events(
+        C,
+        vec![Event::Detach {
+            link: out,
+            error: None,
+        }],
+    );
     let back = settled(&h.take(P));
     assert_eq!(
         back,
@@ -392,6 +402,7 @@ fn multicast(h: &mut Harness) {
             name: "default/m".into(),
             matcher: Matcher::Pattern("m/#".into()),
             distribution: Distribution::Multicast,
+            link_route: None,
         },
         tokio::sync::oneshot::channel().0,
     )));
@@ -680,7 +691,13 @@ fn a_sender_that_detaches_mid_stream_aborts_it() {
     h.credit(C, out, 10);
     let (input, _) = h.sender(P, "big");
     first_part(&mut h, P, input, 1, false);
-    h.events(P, vec![Event::Detach { link: input }]);
+    h.events(
+        P,
+        vec![Event::Detach {
+            link: input,
+            error: None,
+        }],
+    );
     assert_eq!(
         parts(&h.take(C)),
         vec![("first", true, false, 5), ("next", false, true, 0)]

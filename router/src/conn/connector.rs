@@ -1,0 +1,71 @@
+//! Connections the router makes: to route containers (brokers) that hold link-routed addresses. A connector
+//! dials, exchanges protocol headers, runs the same engine as an accepted connection (speaking first), and
+//! when the connection ends dials again with exponential backoff, until the router shuts down.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use shoal_amqp::AMQP_HEADER;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{engine, ConnContext};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Keep a connection to the route container `name` at `addr` until shutdown.
+pub async fn run(name: String, addr: SocketAddr, ctx: ConnContext) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match connect(addr, &ctx).await {
+            Ok((stream, rbuf)) => {
+                tracing::info!(broker = %name, %addr, "connected to the broker");
+                backoff = FIRST_BACKOFF;
+                let (reader, writer) = tokio::io::split(stream);
+                let deadline = tokio::time::Instant::now() + ctx.config.handshake_timeout;
+                let id = crate::listener::next_conn_id();
+                engine::Engine::new(
+                    id,
+                    addr.to_string(),
+                    ctx.clone(),
+                    deadline,
+                    Some(name.clone()),
+                )
+                .run(reader, writer, rbuf)
+                .await;
+                tracing::warn!(broker = %name, %addr, "the connection to the broker ended");
+            }
+            Err(e) => tracing::warn!(broker = %name, %addr, "cannot connect to the broker: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn connect(addr: SocketAddr, ctx: &ConnContext) -> std::io::Result<(TcpStream, BytesMut)> {
+    let handshake = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        stream.write_all(&AMQP_HEADER).await?;
+        let mut header = [0u8; 8];
+        stream.read_exact(&mut header).await?;
+        if header != AMQP_HEADER {
+            return Err(std::io::Error::other(format!(
+                "the broker answered with protocol header {header:?} (SASL is not supported on broker links yet)"
+            )));
+        }
+        Ok((stream, BytesMut::with_capacity(64 * 1024)))
+    };
+    tokio::time::timeout(ctx.config.handshake_timeout, handshake)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake deadline"))?
+}
