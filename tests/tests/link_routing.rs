@@ -133,7 +133,9 @@ async fn a_routed_address_without_its_broker_is_refused_with_not_found() {
         .unwrap()
         .unwrap();
     let refused = timeout(T, conn.receiver("jobs", 1)).await.unwrap();
-    let error = refused.err().expect("refused");
+    let Err(error) = refused else {
+        panic!("the attach must be refused")
+    };
     assert_eq!(error.condition(), Some("amqp:not-found"), "{error:?}");
 }
 
