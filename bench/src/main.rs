@@ -67,6 +67,17 @@ struct Args {
     credit: u32,
     #[arg(long, value_enum, default_value_t = SaslMode::Auto)]
     sasl: SaslMode,
+    /// Mark messages durable (a header with durable=true): a broker stores them before it
+    /// accepts them.
+    #[arg(long)]
+    durable: bool,
+    /// When receivers grant more credit (see `empty` for RabbitMQ 3.x).
+    #[arg(long, value_enum, default_value_t = recv::Refill::Half)]
+    credit_refill: recv::Refill,
+    /// Total messages over all senders; each sender stops after its share once every one has
+    /// an outcome, and the run ends when the senders are done (receivers stop with them).
+    #[arg(long)]
+    count: Option<u64>,
 }
 
 /// The parts of an amqp:// URL.
@@ -146,6 +157,7 @@ async fn run(args: Args) -> Result<String> {
             size: args.size,
             presettled: args.presettled,
             credit: args.credit.max(1),
+            refill: args.credit_refill,
         };
         let (ready, mut go) = (ready_tx.clone(), go_rx.clone());
         tasks.push(tokio::spawn(async move {
@@ -172,6 +184,8 @@ async fn run(args: Args) -> Result<String> {
             size: args.size,
             presettled: args.presettled,
             rate,
+            durable: args.durable,
+            count: args.count.map(|n| share(n, args.senders, i)),
         };
         let (ready, mut go) = (ready_tx.clone(), go_rx.clone());
         tasks.push(tokio::spawn(async move {
@@ -200,7 +214,18 @@ async fn run(args: Args) -> Result<String> {
         let stats = t.await.context("a load task panicked")??;
         total.merge(&stats);
     }
-    Ok(total.json(args.duration, args.receivers))
+    // A counted run ends when its senders are done, usually before the window would.
+    let measured = Window {
+        start: window.start,
+        end: Instant::now().clamp(window.start, window.end),
+    };
+    Ok(total.json(&measured, args.receivers))
+}
+
+/// Sender `i`'s part of `total` messages over `senders` senders.
+fn share(total: u64, senders: usize, i: usize) -> u64 {
+    let senders = senders.max(1) as u64;
+    total / senders + u64::from((i as u64) < total % senders)
 }
 
 async fn wait_ready(rx: &mut mpsc::Receiver<Result<()>>, n: usize) -> Result<()> {
@@ -234,6 +259,10 @@ fn main() {
 fn run_main(args: Args) -> Result<String> {
     if args.senders == 0 && args.receivers == 0 {
         bail!("nothing to do: no senders and no receivers");
+    }
+    if args.count.is_some() && (args.receivers > 0 || args.senders == 0) {
+        // Receivers run for the window; a counted run ends with its senders.
+        bail!("--count fills a node: it needs senders and --receivers 0");
     }
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -274,5 +303,15 @@ mod tests {
         assert!(parse_url("http://x").is_err());
         assert!(parse_url("amqp://:5672").is_err());
         assert!(parse_url("amqp://h:notaport").is_err());
+    }
+
+    #[test]
+    fn counts_are_shared_out_exactly() {
+        for (total, senders) in [(10, 3), (5, 16), (0, 4), (1_000_000, 16)] {
+            let parts: Vec<u64> = (0..senders).map(|i| share(total, senders, i)).collect();
+            assert_eq!(parts.iter().sum::<u64>(), total);
+            let (lo, hi) = (parts.iter().min().unwrap(), parts.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{parts:?}");
+        }
     }
 }

@@ -5,11 +5,35 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use bytes::Bytes;
+use clap::ValueEnum;
 use shoal_amqp::{DeliveryState, Disposition, Performative, Role, Transfer};
 
 use crate::stats::{now_ns, Stats, Window};
 use crate::template::{stamp_offset, STAMP_LEN};
 use crate::wire::{Endpoint, Wire, INCOMING_WINDOW};
+
+/// When a receiver grants more credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Refill {
+    /// Once half of the credit is used: deliveries keep flowing while the flow travels.
+    Half,
+    /// Only once all of it is used. For peers that apply a new link-credit as an absolute
+    /// amount from whatever they have already sent, instead of from the delivery-count the
+    /// receiver states (AMQP 1.0 section 2.6.7): RabbitMQ 3.x's AMQP 1.0 plugin does, so a
+    /// top-up that crosses deliveries in flight lets it send past the granted limit. With
+    /// nothing in flight when the flow goes out, both readings agree.
+    Empty,
+}
+
+impl Refill {
+    /// Whether a receiver holding `credit` of `full` grants more now.
+    pub fn due(self, credit: u32, full: u32) -> bool {
+        match self {
+            Refill::Half => credit <= full / 2,
+            Refill::Empty => credit == 0,
+        }
+    }
+}
 
 pub struct ReceiverConfig {
     pub endpoint: Endpoint,
@@ -18,8 +42,9 @@ pub struct ReceiverConfig {
     /// The data size senders use (to find the stamp: the data is the message's tail).
     pub size: usize,
     pub presettled: bool,
-    /// Credit kept granted; topped up when half is used.
+    /// Credit kept granted; topped up as `refill` says.
     pub credit: u32,
+    pub refill: Refill,
 }
 
 pub async fn connect(cfg: &ReceiverConfig) -> Result<Wire> {
@@ -95,7 +120,12 @@ pub async fn run(mut wire: Wire, cfg: ReceiverConfig, window: Window) -> Result<
                     bail!("first transfer of a delivery without a delivery-id");
                 };
                 if credit == 0 {
-                    bail!("the peer sent without credit");
+                    bail!(
+                        "the peer sent without credit (delivery-count {delivery_count}, our limit \
+                         reached): a peer that applies link-credit without the receiver's \
+                         delivery-count does this when a top-up crosses deliveries in flight \
+                         (RabbitMQ 3.x); --credit-refill empty avoids it"
+                    );
                 }
                 credit -= 1;
                 delivery_count = delivery_count.wrapping_add(1);
@@ -114,6 +144,7 @@ pub async fn run(mut wire: Wire, cfg: ReceiverConfig, window: Window) -> Result<
             if !complete(&mut partial, &t, frame.payload, |message| {
                 if in_window {
                     stats.received += 1;
+                    stats.last_received = Some(now);
                     if let Some(sent_ns) = stamp(message, cfg.size) {
                         stats
                             .latency
@@ -138,7 +169,7 @@ pub async fn run(mut wire: Wire, cfg: ReceiverConfig, window: Window) -> Result<
             }
         }
         flush_disposition(&mut wire, pending.take());
-        if credit <= cfg.credit / 2 {
+        if cfg.refill.due(credit, cfg.credit) {
             credit = cfg.credit;
             wire.flow(Some((delivery_count, credit)));
         } else if wire.incoming_window <= INCOMING_WINDOW / 2 {
@@ -227,8 +258,17 @@ mod tests {
     use bytes::BytesMut;
 
     #[test]
+    fn refill_modes_top_up_at_half_or_at_zero() {
+        assert!(!Refill::Half.due(501, 1000));
+        assert!(Refill::Half.due(500, 1000));
+        assert!(Refill::Half.due(0, 1));
+        assert!(!Refill::Empty.due(1, 1000));
+        assert!(Refill::Empty.due(0, 1000));
+    }
+
+    #[test]
     fn the_stamp_is_found_in_one_or_many_chunks() {
-        let t = TransferTemplate::new(100, true);
+        let t = TransferTemplate::new(100, true, false);
         let mut buf = BytesMut::new();
         t.write(&mut buf, 1 << 20, 0, 0, 0x1122_3344_5566_7788);
         let frame = shoal_amqp::parse_amqp_frame(buf.freeze()).unwrap();

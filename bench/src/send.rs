@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use shoal_amqp::{DeliveryState, Flow, Performative, Role};
+use shoal_amqp::{DeliveryState, Disposition, Flow, Performative, Role};
 
 use crate::stats::{now_ns, Stats, Window};
 use crate::template::TransferTemplate;
@@ -24,6 +24,11 @@ pub struct SenderConfig {
     pub presettled: bool,
     /// Messages per second for this sender; `None`: as fast as credit allows.
     pub rate: Option<f64>,
+    /// Mark messages durable.
+    pub durable: bool,
+    /// Stop after this many messages, once all of them have an outcome (or are settled, when
+    /// presettled); `None`: send until the window ends.
+    pub count: Option<u64>,
 }
 
 pub async fn connect(cfg: &SenderConfig) -> Result<Wire> {
@@ -55,7 +60,7 @@ impl Credit {
 }
 
 pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<Stats> {
-    let template = TransferTemplate::new(cfg.size, cfg.presettled);
+    let template = TransferTemplate::new(cfg.size, cfg.presettled, cfg.durable);
     let mut stats = Stats::default();
     let mut credit = Credit {
         delivery_count: 0,
@@ -65,6 +70,9 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
     // Pacing starts with the warm-up, not with the measured window.
     let paced_from = Instant::now();
     let mut produced: u64 = 0;
+    // Outcomes received for unsettled deliveries (to know when a counted run is complete).
+    let mut outcomes: u64 = 0;
+    let limit = cfg.count.unwrap_or(u64::MAX);
     loop {
         let now = Instant::now();
         if now >= window.end {
@@ -78,8 +86,14 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
             match p {
                 Performative::Flow(f) => on_flow(&mut wire, &mut credit, &f),
                 Performative::Disposition(d) => {
+                    let n = u64::from(d.last.unwrap_or(d.first).wrapping_sub(d.first)) + 1;
+                    if is_outcome(&d) {
+                        outcomes += n;
+                    }
+                    if !d.settled {
+                        settle(&mut wire, &d);
+                    }
                     if window.contains(now) {
-                        let n = u64::from(d.last.unwrap_or(d.first).wrapping_sub(d.first)) + 1;
                         match d.state {
                             Some(DeliveryState::Accepted) | None => stats.accepted += n,
                             Some(DeliveryState::Rejected { .. }) => stats.rejected += n,
@@ -94,11 +108,11 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
         }
 
         // How many the rate allows now, and when the next one is due.
-        let mut allowed = u64::MAX;
+        let mut allowed = limit.saturating_sub(produced);
         let mut due = window.end;
         if let Some(rate) = cfg.rate {
             let target = (now.duration_since(paced_from).as_secs_f64() * rate) as u64;
-            allowed = target.saturating_sub(produced);
+            allowed = allowed.min(target.saturating_sub(produced));
             if allowed == 0 {
                 due = due.min(paced_from + Duration::from_secs_f64((produced + 1) as f64 / rate));
             }
@@ -136,6 +150,11 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
             }
         }
         wire.write_available()?;
+        if produced >= limit && wire.wbuf.is_empty() && (cfg.presettled || outcomes >= produced) {
+            // Every message of a counted run was sent and has its outcome (and our settlements
+            // are written).
+            break;
+        }
         if let Some(rate) = cfg.rate {
             // The next message is due at its slot in the schedule, whether or not the peer says anything
             // meanwhile (presettled traffic gets no dispositions to wake us).
@@ -152,6 +171,27 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
     }
     wire.close().await;
     Ok(stats)
+}
+
+/// Whether a disposition ends its deliveries: a terminal outcome, or settled without a state.
+fn is_outcome(d: &Disposition) -> bool {
+    d.state.as_ref().map_or(d.settled, DeliveryState::is_outcome)
+}
+
+/// Settles our side of deliveries the peer gave an outcome without settling (a receiver in
+/// mode `first` may leave that to us: RabbitMQ 3.x does), so neither side keeps their state.
+fn settle(wire: &mut Wire, d: &Disposition) {
+    if !is_outcome(d) {
+        return;
+    }
+    wire.emit(&Performative::Disposition(Disposition {
+        role: Role::Sender,
+        first: d.first,
+        last: d.last,
+        settled: true,
+        state: d.state.clone(),
+        batchable: false,
+    }));
 }
 
 fn on_flow(wire: &mut Wire, credit: &mut Credit, f: &Flow) {
@@ -181,5 +221,37 @@ fn on_flow(wire: &mut Wire, credit: &mut Credit, f: &Flow) {
         };
         flow.drain = f.drain;
         wire.emit(&Performative::Flow(flow));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disposition(settled: bool, state: Option<DeliveryState>) -> Disposition {
+        Disposition {
+            role: Role::Receiver,
+            first: 3,
+            last: Some(5),
+            settled,
+            state,
+            batchable: false,
+        }
+    }
+
+    #[test]
+    fn outcomes_end_deliveries_and_received_does_not() {
+        assert!(is_outcome(&disposition(true, Some(DeliveryState::Accepted))));
+        assert!(is_outcome(&disposition(false, Some(DeliveryState::Accepted))));
+        assert!(is_outcome(&disposition(false, Some(DeliveryState::Released))));
+        assert!(is_outcome(&disposition(true, None)));
+        assert!(!is_outcome(&disposition(false, None)));
+        assert!(!is_outcome(&disposition(
+            false,
+            Some(DeliveryState::Received {
+                section_number: 0,
+                section_offset: 0
+            })
+        )));
     }
 }

@@ -39,6 +39,9 @@ pub struct Stats {
     pub rejected: u64,
     pub released: u64,
     pub modified: u64,
+    /// When the last message counted in `received` arrived: a drain that empties the queue
+    /// before the window ends is measured up to it.
+    pub last_received: Option<Instant>,
     pub latency: Histogram<u64>,
 }
 
@@ -51,6 +54,7 @@ impl Default for Stats {
             rejected: 0,
             released: 0,
             modified: 0,
+            last_received: None,
             latency: histogram(),
         }
     }
@@ -64,12 +68,18 @@ impl Stats {
         self.rejected += other.rejected;
         self.released += other.released;
         self.modified += other.modified;
+        self.last_received = self.last_received.max(other.last_received);
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
     }
 
-    /// The one JSON line the harness reads.
-    pub fn json(&self, duration_s: f64, receivers: usize) -> String {
+    /// The one JSON line the harness reads. `receive_span_s`: from the window's start to the
+    /// last message received (0 when none was).
+    pub fn json(&self, window: &Window, receivers: usize) -> String {
+        let duration_s = window.end.saturating_duration_since(window.start).as_secs_f64();
+        let span_s = self
+            .last_received
+            .map_or(0.0, |t| t.saturating_duration_since(window.start).as_secs_f64());
         let rate = if duration_s > 0.0 {
             self.received as f64 / duration_s
         } else {
@@ -97,7 +107,7 @@ impl Stats {
                 "{{\"sent\":{},\"received\":{},\"accepted\":{},\"duration_s\":{:.3},",
                 "\"msgs_per_sec\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},",
                 "\"per_receiver_msgs_per_sec\":{:.1},\"p999_us\":{:.1},\"max_us\":{:.1},",
-                "\"rejected\":{},\"released\":{},\"modified\":{}}}"
+                "\"rejected\":{},\"released\":{},\"modified\":{},\"receive_span_s\":{:.3}}}"
             ),
             self.sent,
             self.received,
@@ -112,6 +122,7 @@ impl Stats {
             self.rejected,
             self.released,
             self.modified,
+            span_s,
         )
     }
 }
@@ -134,7 +145,16 @@ mod tests {
         let mut total = Stats::default();
         total.merge(&a);
         total.merge(&a);
-        let line = total.json(2.0, 2);
+        let start = Instant::now();
+        let window = Window {
+            start,
+            end: start + std::time::Duration::from_secs(2),
+        };
+        total.merge(&Stats {
+            last_received: Some(start + std::time::Duration::from_millis(1500)),
+            ..Stats::default()
+        });
+        let line = total.json(&window, 2);
         assert!(!line.contains('\n'));
         for key in [
             "sent",
@@ -155,5 +175,7 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("\"p50_us\":2.0"), "{line}");
+        assert!(line.contains("\"duration_s\":2.000"), "{line}");
+        assert!(line.contains("\"receive_span_s\":1.500"), "{line}");
     }
 }

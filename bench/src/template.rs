@@ -2,7 +2,9 @@
 //! patches the delivery-id, the delivery-tag and the send timestamp in place.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use shoal_amqp::{encode_frame_header_for_payload, Body, MessageBuilder, Performative, Transfer};
+use shoal_amqp::{
+    encode_frame_header_for_payload, Body, Header, MessageBuilder, Performative, Transfer,
+};
 
 /// Bytes of the timestamp (nanoseconds since the Unix epoch, big-endian) at the start of the
 /// message's data section.
@@ -30,10 +32,16 @@ pub fn stamp_offset(message_len: usize, size: usize) -> Option<usize> {
 }
 
 impl TransferTemplate {
-    /// A message whose data section holds `size` bytes (at least [`STAMP_LEN`]).
-    pub fn new(size: usize, settled: bool) -> TransferTemplate {
+    /// A message whose data section holds `size` bytes (at least [`STAMP_LEN`]). `durable`
+    /// puts a header with `durable=true` in front (a broker must store such a message before it
+    /// accepts it); otherwise there is no header, which means not durable.
+    pub fn new(size: usize, settled: bool, durable: bool) -> TransferTemplate {
         let size = size.max(STAMP_LEN);
         let message = MessageBuilder {
+            header: durable.then(|| Header {
+                durable: true,
+                ..Header::default()
+            }),
             body: Body::Data(Bytes::from(vec![0x5a; size])),
             ..MessageBuilder::default()
         }
@@ -163,7 +171,7 @@ mod tests {
     #[test]
     fn patched_frames_decode_with_the_codec() {
         for (size, settled) in [(1, true), (100, false), (300, true), (70_000, false)] {
-            let t = TransferTemplate::new(size, settled);
+            let t = TransferTemplate::new(size, settled, false);
             let mut buf = BytesMut::new();
             t.write(&mut buf, 1 << 20, 7, 0x0102_0304_0506_0708, 42);
             t.write(&mut buf, 1 << 20, u32::MAX, 9, 43);
@@ -192,7 +200,7 @@ mod tests {
     #[test]
     fn large_messages_are_split_and_stamped() {
         let size = 5000;
-        let t = TransferTemplate::new(size, false);
+        let t = TransferTemplate::new(size, false, false);
         assert_eq!(
             t.frames_per_message(512),
             t.message_len().div_ceil(512 - 64) as u32
@@ -208,5 +216,21 @@ mod tests {
         let joined: Vec<u8> = frames.iter().flat_map(|(_, p)| p.iter().copied()).collect();
         let at = stamp_offset(joined.len(), size).unwrap();
         assert_eq!(&joined[at..at + 8], &99u64.to_be_bytes());
+    }
+
+    #[test]
+    fn durable_templates_carry_a_durable_header() {
+        for (size, durable) in [(100, true), (100, false), (5000, true)] {
+            let t = TransferTemplate::new(size, false, durable);
+            let mut buf = BytesMut::new();
+            // 512: the 5000-byte message is split, the 100-byte one is not.
+            t.write(&mut buf, 512, 1, 1, 7);
+            let frames = parse_all(buf);
+            let joined: Vec<u8> = frames.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+            let msg = decode_message(&joined).unwrap();
+            assert_eq!(msg.header.map(|h| h.durable), durable.then_some(true));
+            let at = stamp_offset(joined.len(), size).unwrap();
+            assert_eq!(&joined[at..at + 8], &7u64.to_be_bytes());
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! Kubernetes API), so validation lives here, next to the types.
 
 mod address;
+mod duration;
 mod error;
 mod keyword;
 mod parse;
@@ -12,8 +13,9 @@ mod validate;
 
 pub use address::{
     has_wildcard_segment, Address, AddressSpec, AddressStatus, AddressType, Distribution,
-    MatchKind, DEFAULT_NAMESPACE, PHASE_ACTIVE,
+    FullPolicy, MatchKind, MessageTtl, DEFAULT_NAMESPACE, PHASE_ACTIVE,
 };
+pub use duration::{parse_duration, HumanDuration, DURATION_PATTERN};
 pub use error::{CrdError, FieldError};
 pub use keyword::Keyword;
 pub use parse::{address_from_value, from_value};

@@ -1,5 +1,7 @@
 use super::*;
 
+mod broker;
+
 fn parse(yaml: &str) -> Result<Address, CrdError> {
     let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("test YAML is well-formed");
     address_from_value(value)
@@ -92,7 +94,7 @@ fn empty_address_is_refused_naming_spec_address() {
 fn unknown_type_is_refused_listing_the_choices() {
     assert_eq!(
         refused(&with_spec("{ address: a, type: fanout }")),
-        r#"spec.type: unknown variant "fanout", expected one of anycast, multicast"#
+        r#"spec.type: unknown variant "fanout", expected one of anycast, multicast, queue, topic, subscription"#
     );
 }
 
@@ -235,7 +237,12 @@ fn errors_expose_their_field() {
 #[test]
 fn keyword_parse_matches_deserialization() {
     assert_eq!(AddressType::parse("multicast"), Ok(AddressType::Multicast));
-    assert_eq!(AddressType::expected(), "anycast, multicast");
+    assert_eq!(
+        AddressType::expected(),
+        "anycast, multicast, queue, topic, subscription"
+    );
+    assert_eq!(AddressType::parse("queue"), Ok(AddressType::Queue));
+    assert_eq!(FullPolicy::parse("reject"), Ok(FullPolicy::Reject));
     assert_eq!(MatchKind::Pattern.to_string(), "pattern");
 }
 
@@ -259,7 +266,15 @@ fn crd_has_the_expected_names_and_columns() {
         .flatten()
         .map(|c| c.json_path.as_str())
         .collect();
-    assert_eq!(columns, [".spec.address", ".spec.type", ".status.phase"]);
+    assert_eq!(
+        columns,
+        [
+            ".spec.address",
+            ".spec.type",
+            ".spec.topic",
+            ".status.phase"
+        ]
+    );
 }
 
 /// The checked-in CRD must be what the types generate, or `kubectl apply` installs a stale schema.

@@ -22,6 +22,7 @@ use shoal_crds::{Address, AddressStatus, API_VERSION, PHASE_ACTIVE};
 use shoal_router::{HandleError, RouterHandle};
 use tokio::sync::Mutex;
 
+use crate::broker_manifest::to_broker_address;
 use crate::manifest::{self, Manifest, ManifestError};
 
 /// The largest accepted request body: far more than any sane batch of manifests.
@@ -38,6 +39,8 @@ pub struct AdminState {
     pub router: RouterHandle,
     /// `/healthz` answers 200 once this is true (set by the caller when the router listens).
     pub ready: Arc<AtomicBool>,
+    /// The in-process broker (standalone): queue, topic and subscription addresses are declared to it too.
+    pub broker: Option<shoal_broker::BrokerHandle>,
     /// Where applied manifests are persisted (`<data_dir>/manifests/`); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
     /// Applied addresses by `namespace/name`. The lock is also held across each apply or delete as a whole,
@@ -50,6 +53,7 @@ impl AdminState {
         AdminState {
             router,
             ready,
+            broker: None,
             data_dir,
             addresses: Mutex::new(BTreeMap::new()),
         }
@@ -90,6 +94,9 @@ pub enum AdminError {
     NotFound(String),
     #[error("router: {0}")]
     Router(#[from] HandleError),
+    /// The broker refused or could not apply an address (503).
+    #[error("broker: {0}")]
+    Broker(#[from] shoal_broker::BrokerError),
     /// Reading or writing the data dir failed (500).
     #[error("{}: {source}", path.display())]
     Io {
@@ -108,7 +115,7 @@ impl AdminError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::Router(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Router(_) | AdminError::Broker(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -216,6 +223,9 @@ pub async fn delete(
         .await?;
     }
     state.router.delete_address(&key).await?;
+    if let (Some(broker), Some(held)) = (&state.broker, addresses.get(&key).and_then(to_broker_address)) {
+        broker.delete_address(&held.name).await?;
+    }
     let removed = addresses.remove(&key);
     removed.ok_or(AdminError::NotFound(format!("address {key}")))
 }
@@ -246,6 +256,10 @@ async fn apply_manifests(
         // Persisted before the router sees it: the file records intent, and a restart re-applies it.
         if let Some(dir) = &dir {
             write_manifest(dir, &address).await?;
+        }
+        // The broker holds the address before the router routes to it.
+        if let (Some(broker), Some(held)) = (&state.broker, to_broker_address(&address)) {
+            broker.set_address(held).await?;
         }
         state
             .router

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use shoal::cli::OutputFormat;
-use shoal::standalone::{Options, Standalone};
+use shoal::standalone::{BrokerSetup, Options, Standalone};
 
 #[derive(Parser)]
 #[command(
@@ -20,8 +20,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run everything in one process.
+    /// Run everything in one process: the router, and the broker behind queues, topics and subscriptions.
     Standalone(StandaloneArgs),
+    /// Run only the router; queues, topics and subscriptions are served by brokers in other processes.
+    Router {
+        #[command(flatten)]
+        args: StandaloneArgs,
+        /// A broker to route broker addresses to: `NAME=HOST:PORT`, or `HOST:PORT` for the broker named
+        /// `broker` (repeatable).
+        #[arg(long = "broker", value_parser = parse_broker)]
+        brokers: Vec<(String, SocketAddr)>,
+    },
+    /// Run only the broker (its AMQP listener is what `shoal router --broker` connects to).
+    Broker(BrokerArgs),
     /// Apply manifests (a file or a folder of them) to a running Shoal.
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
@@ -64,6 +75,30 @@ enum DeleteWhat {
         #[arg(long, default_value = "http://127.0.0.1:8080", env = "SHOAL_SERVER")]
         server: String,
     },
+}
+
+#[derive(clap::Args)]
+struct BrokerArgs {
+    /// AMQP listener (routers connect here).
+    #[arg(long, default_value = "127.0.0.1:5673")]
+    amqp_listen: SocketAddr,
+    /// Where the broker keeps its messages.
+    #[arg(long, default_value = "./shoal-data")]
+    data_dir: PathBuf,
+    /// Manifests declaring the queues, topics and subscriptions this broker holds (a file or a folder).
+    #[arg(short = 'f', long = "filename")]
+    manifests: Vec<PathBuf>,
+}
+
+fn parse_broker(text: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = match text.split_once('=') {
+        Some((name, addr)) => (name.to_owned(), addr),
+        None => (shoal::standalone::BROKER.to_owned(), text),
+    };
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("`{addr}` is not HOST:PORT: {e}"))?;
+    Ok((name, addr))
 }
 
 #[derive(clap::Args)]
@@ -110,7 +145,9 @@ fn main() -> anyhow::Result<()> {
     // One rustls crypto provider for the whole process (ring), whatever the dependencies enable.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
-        Command::Standalone(args) => standalone(args),
+        Command::Standalone(args) => standalone(args, BrokerSetup::InProcess),
+        Command::Router { args, brokers } => standalone(args, BrokerSetup::Remote(brokers)),
+        Command::Broker(args) => broker(args),
         Command::Apply { files, server } => shoal::cli::apply(&server, &files),
         Command::Get {
             what: GetWhat::Addresses { output, server },
@@ -126,7 +163,21 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
+fn broker(args: BrokerArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let signals = Signals::new()?;
+        let broker = shoal::broker_process::start(&args.data_dir, args.amqp_listen, &args.manifests).await?;
+        println!("amqp listening on {}", broker.amqp);
+        println!("ready");
+        signals.wait().await;
+        tracing::info!("shutting down");
+        broker.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
     let opts = Options {
         amqp_listen: args.amqp_listen,
         amqps_listen: args.amqps_listen,
@@ -138,6 +189,7 @@ fn standalone(args: StandaloneArgs) -> anyhow::Result<()> {
         link_capacity: args.link_capacity,
         sasl_users: args.sasl_users,
         allow_anonymous: args.allow_anonymous,
+        broker,
         ..Options::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -126,18 +126,36 @@ pub fn to_yaml(manifests: &[Manifest]) -> Result<String, ManifestError> {
     Ok(out)
 }
 
+/// The route-container name of the broker that holds queue, topic and subscription addresses: the name
+/// `shoal standalone` gives its own broker, so that rules link-route those addresses to it.
+pub const BROKER: &str = "broker";
+
 /// The router rule an `Address` declares; the rule is named `namespace/name`.
+///
+/// Anycast and multicast addresses are routed by the routers themselves. Queue, topic and subscription
+/// addresses are link-routed to [`BROKER`]: every link on them is relayed to the broker, which does the
+/// distributing, so the rule's own distribution is just the (unused) default.
 pub fn to_rule(address: &Address) -> AddressRule {
-    let text = address.spec.address.clone();
-    let matcher = match address.spec.effective_match() {
+    let spec = &address.spec;
+    let text = spec.address.clone();
+    if spec.r#type.is_broker() {
+        // Validation refuses wildcards and non-exact matches on broker addresses, so exact is what was meant.
+        return AddressRule {
+            name: address.key(),
+            matcher: Matcher::Exact(text),
+            distribution: Distribution::Balanced,
+            link_route: Some(BROKER.into()),
+        };
+    }
+    let matcher = match spec.effective_match() {
         MatchKind::Exact => Matcher::Exact(text),
         MatchKind::Prefix => Matcher::Prefix(text),
         MatchKind::Pattern => Matcher::Pattern(text),
     };
-    let distribution = match (address.spec.r#type, address.spec.effective_distribution()) {
+    let distribution = match (spec.r#type, spec.effective_distribution()) {
         (AddressType::Multicast, _) => Distribution::Multicast,
-        (AddressType::Anycast, Some(shoal_crds::Distribution::Closest)) => Distribution::Closest,
-        (AddressType::Anycast, _) => Distribution::Balanced,
+        (_, Some(shoal_crds::Distribution::Closest)) => Distribution::Closest,
+        _ => Distribution::Balanced,
     };
     AddressRule {
         name: address.key(),

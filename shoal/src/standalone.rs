@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use shoal_broker::{Broker, BrokerConfig};
 use shoal_router::{Router, RouterConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -29,7 +30,22 @@ pub struct Options {
     pub allow_anonymous: bool,
     /// How long SIGTERM waits for unsettled deliveries before closing connections.
     pub drain_grace: Duration,
+    /// Where queues, topics and subscriptions live.
+    pub broker: BrokerSetup,
 }
+
+/// Where the broker behind `queue`, `topic` and `subscription` addresses runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerSetup {
+    /// In this process (`shoal standalone`), on its own loopback AMQP listener: the router reaches it over
+    /// AMQP exactly as it reaches a broker in another process or pod.
+    InProcess,
+    /// In other processes (`shoal router --broker NAME=HOST:PORT`).
+    Remote(Vec<(String, SocketAddr)>),
+}
+
+/// The route-container name of the broker `shoal standalone` runs (and the default for `--broker`).
+pub const BROKER: &str = crate::manifest::BROKER;
 
 impl Default for Options {
     fn default() -> Self {
@@ -45,6 +61,7 @@ impl Default for Options {
             sasl_users: None,
             allow_anonymous: false,
             drain_grace: Duration::from_secs(5),
+            broker: BrokerSetup::InProcess,
         }
     }
 }
@@ -67,6 +84,7 @@ pub struct Standalone {
     pub amqps: Option<SocketAddr>,
     pub http: SocketAddr,
     router: Router,
+    broker: Option<Broker>,
     stop_http: oneshot::Sender<()>,
     http_task: JoinHandle<std::io::Result<()>>,
     drain_grace: Duration,
@@ -92,12 +110,24 @@ impl Standalone {
         };
 
         let mut router = Router::start(config);
+        let broker = match &opts.broker {
+            BrokerSetup::InProcess => {
+                let broker = start_broker(&opts.data_dir).await?;
+                let listening = broker.1;
+                router.connect_route_container(BROKER.into(), listening);
+                Some(broker.0)
+            }
+            BrokerSetup::Remote(brokers) => {
+                for (name, addr) in brokers {
+                    router.connect_route_container(name.clone(), *addr);
+                }
+                None
+            }
+        };
         let ready = Arc::new(AtomicBool::new(false));
-        let admin = Arc::new(AdminState::new(
-            router.handle(),
-            Arc::clone(&ready),
-            Some(opts.data_dir.clone()),
-        ));
+        let mut admin = AdminState::new(router.handle(), Arc::clone(&ready), Some(opts.data_dir.clone()));
+        admin.broker = broker.as_ref().map(Broker::handle);
+        let admin = Arc::new(admin);
         http::restore(&admin).await?;
         http::apply(&admin, manifests).await?;
 
@@ -120,6 +150,10 @@ impl Standalone {
             .await
             .with_context(|| format!("binding the HTTP listener on {}", opts.http_listen))?;
         let http = http_listener.local_addr()?;
+        if broker.is_some() {
+            // Clients may attach to queues as soon as we say ready: the broker link must be up by then.
+            wait_for_broker(&router.handle()).await?;
+        }
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(http::serve(http_listener, Arc::clone(&admin), async move {
             let _ = stopped.await;
@@ -130,6 +164,7 @@ impl Standalone {
             amqps,
             http,
             router,
+            broker,
             stop_http,
             http_task,
             drain_grace: opts.drain_grace,
@@ -143,7 +178,44 @@ impl Standalone {
     /// Stop accepting, drain unsettled deliveries (up to the grace period), close connections, stop HTTP.
     pub async fn shutdown(self) {
         self.router.shutdown(self.drain_grace).await;
+        if let Some(broker) = self.broker {
+            broker.shutdown().await;
+        }
         let _ = self.stop_http.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
+    }
+}
+
+/// The in-process broker: its store in `<data-dir>/broker`, its AMQP listener on an ephemeral loopback port.
+async fn start_broker(data_dir: &std::path::Path) -> anyhow::Result<(Broker, SocketAddr)> {
+    let path = data_dir.join("broker");
+    let store = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || shoal_broker::store::RocksStore::open(&path)
+    })
+    .await?
+    .with_context(|| format!("opening the broker store in {}", path.display()))?;
+    let server = RouterConfig {
+        container_id: "shoal-broker".into(),
+        ..RouterConfig::default()
+    };
+    let mut broker = Broker::start(BrokerConfig::default(), Arc::new(store), server).await?;
+    let bound = broker.listen(([127, 0, 0, 1], 0).into()).await?;
+    Ok((broker, bound.local_addr))
+}
+
+/// Wait (up to 10 s) until the router's connection to the broker is up.
+async fn wait_for_broker(router: &shoal_router::RouterHandle) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let snapshot = router.snapshot().await?;
+        if snapshot.route_containers.iter().any(|c| c == BROKER) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the router could not connect to its broker"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

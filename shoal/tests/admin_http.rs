@@ -245,7 +245,7 @@ async fn invalid_manifests_are_refused_with_the_field_and_nothing_applied() {
     let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
     assert_eq!(
         reply["error"],
-        r#"request (document 2): spec.type: unknown variant "fanout", expected one of anycast, multicast"#
+        r#"request (document 2): spec.type: unknown variant "fanout", expected one of anycast, multicast, queue, topic, subscription"#
     );
 
     let typo = SENSORS.replace("address:", "adress:");
@@ -287,7 +287,7 @@ async fn invalid_manifests_are_refused_with_the_field_and_nothing_applied() {
     assert_eq!(
         result.unwrap_err().to_string(),
         format!(
-            r#"{shown} (document 1): spec.type: unknown variant "fanout", expected one of anycast, multicast"#
+            r#"{shown} (document 1): spec.type: unknown variant "fanout", expected one of anycast, multicast, queue, topic, subscription"#
         )
     );
     assert_eq!(printed, "");

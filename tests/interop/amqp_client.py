@@ -142,8 +142,18 @@ class Harness:
         return "; ".join(f"{kind}: {c.name} {c.description}" for kind, c in self.errors if c) or "none"
 
     # -- endpoints --------------------------------------------------------
-    def connect(self, url, wait_open=True, **kwargs):
-        conn = self.container.connect(url=url, reconnect=False, **kwargs)
+    def connect(self, url, wait_open=True, container_id=None, **kwargs):
+        """`container_id`: the connection's container-id (a durable subscription is
+        identified by it and the link name); by default the harness's own."""
+        if container_id is not None:
+            # Proton takes the id from the container when it opens the connection.
+            default_id, self.container.container_id = self.container.container_id, container_id
+            try:
+                conn = self.container.connect(url=url, reconnect=False, **kwargs)
+            finally:
+                self.container.container_id = default_id
+        else:
+            conn = self.container.connect(url=url, reconnect=False, **kwargs)
         self.connections.append(conn)
         if wait_open:
             self.wait(
@@ -161,9 +171,12 @@ class Harness:
             self.wait_link_open(snd)
         return snd
 
-    def receiver(self, conn, address, credit=10, accept=False, dynamic=False, name=None, wait_open=True):
+    def receiver(
+        self, conn, address, credit=10, accept=False, dynamic=False, name=None, wait_open=True, options=None
+    ):
+        """`options`: further Proton link options (`DurableSubscription()`, `Copy()`...)."""
         inbox = Inbox(accept=accept)
-        options = [DynamicNodeProperties({})] if dynamic else None
+        options = ([DynamicNodeProperties({})] if dynamic else []) + list(options or [])
         rcv = self.container.create_receiver(
             conn, None if dynamic else address, name=name, dynamic=dynamic, handler=inbox, options=options
         )
@@ -207,6 +220,28 @@ class Harness:
     def wait_messages(self, rcv, n, timeout=None):
         self.wait(lambda: len(rcv.inbox.items) >= n, timeout=timeout, what=f"{n} messages on {rcv.name}")
         return rcv.inbox.messages
+
+    def drain(self, rcv, credit=100, timeout=None):
+        """Ask for everything the source holds (drain mode) and wait until the peer
+        says it has nothing more: it then uses up the credit and reports it. Returns
+        all messages received on the link so far."""
+        self.wait_drained(rcv, credit, timeout)
+        return rcv.inbox.messages
+
+    def wait_drained(self, rcv, credit=100, timeout=None):
+        rcv.drain(credit)
+        # Credit reaches 0 through deliveries or through the peer's drain reply;
+        # either way nothing more is queued for this link at that point.
+        self.wait(lambda: rcv.credit == 0, timeout=timeout, what=f"drain of {rcv.name} to complete")
+
+    def drain_all(self, rcv, batch=500, timeout=None):
+        """Drain in rounds until a round brings nothing: for sources holding more than
+        one round of credit. Returns all messages received on the link."""
+        while True:
+            before = len(rcv.inbox.items)
+            self.wait_drained(rcv, batch, timeout)
+            if len(rcv.inbox.items) == before:
+                return rcv.inbox.messages
 
     def close(self):
         for conn in self.connections:

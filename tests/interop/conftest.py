@@ -126,6 +126,17 @@ class Shoal:
     def alive(self):
         return self.proc.poll() is None
 
+    def kill(self):
+        """SIGKILL (a crash: nothing is flushed or drained) and reap the process."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._stderr.close()
+        self.stopped_with = self.proc.returncode
+
     def stop(self):
         """SIGTERM and wait; returns the exit code (None if it had to be killed)."""
         if self.stopped:
@@ -147,10 +158,13 @@ class Shoal:
 
 @pytest.fixture
 def shoal_factory(tmp_path):
-    """Start shoal processes with extra flags: `shoal_factory("--link-capacity", "5")`."""
+    """Start shoal processes with extra flags: `shoal_factory("--link-capacity", "5")`.
+
+    `data_dir=PATH` reuses a data directory, so a test can stop shoal (or kill it)
+    and start it again on what it stored; by default each process gets its own."""
     started = []
 
-    def start(*extra, name="shoal"):
+    def start(*extra, name="shoal", data_dir=None):
         workdir = tmp_path / f"{name}-{len(started)}"
         workdir.mkdir()
         args = [
@@ -161,7 +175,7 @@ def shoal_factory(tmp_path):
             "--http-listen",
             "127.0.0.1:0",
             "--data-dir",
-            str(workdir / "data"),
+            str(data_dir or workdir / "data"),
             *[str(a) for a in extra],
         ]
         if not SHOAL_BIN.exists():
@@ -202,21 +216,57 @@ def amqp():
     h.close()
 
 
+def flow_yaml(value):
+    """`value` as YAML flow style: dicts, strings (quoted), numbers, booleans."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k}: {flow_yaml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def address_manifest(name, address, kind, **spec):
+    """The text of one Address manifest; `spec` holds further spec fields by their
+    manifest names (`deadLetterAddress="dlq"`, `messageTtl={"maximum": "1s"}`)."""
+    fields = {"address": address, "type": kind, **{k: v for k, v in spec.items() if v is not None}}
+    # The type is a keyword: unquoted, as a person writes it.
+    body = flow_yaml(fields).replace(f'type: "{kind}"', f"type: {kind}")
+    return (
+        "apiVersion: shoal.dev/v1beta1\n"
+        "kind: Address\n"
+        f"metadata: {{ name: {name}, namespace: default }}\n"
+        f"spec: {body}\n"
+    )
+
+
 @pytest.fixture
 def manifest(tmp_path):
-    """Write an Address manifest: `manifest("sensors", "sensors/#", "multicast")` -> path."""
+    """Write an Address manifest: `manifest("sensors", "sensors/#", "multicast")` -> path.
+    Broker settings go by their manifest names: `manifest("q", "q", "queue", deadLetterAddress="dlq")`."""
 
-    def write(name, address, kind, distribution=None):
-        spec = f'address: "{address}", type: {kind}'
-        if distribution:
-            spec += f", distribution: {distribution}"
+    def write(name, address, kind, distribution=None, **spec):
         path = tmp_path / f"{name}.yaml"
-        path.write_text(
-            "apiVersion: shoal.dev/v1beta1\n"
-            "kind: Address\n"
-            f"metadata: {{ name: {name}, namespace: default }}\n"
-            f"spec: {{ {spec} }}\n"
-        )
+        path.write_text(address_manifest(name, address, kind, distribution=distribution, **spec))
         return path
+
+    return write
+
+
+@pytest.fixture
+def manifests(tmp_path):
+    """Write several Address manifests into one folder (for `-f FOLDER`): each
+    argument is a tuple `(name, address, kind, {spec...})`; returns the folder."""
+    counter = [0]
+
+    def write(*addresses):
+        counter[0] += 1
+        folder = tmp_path / f"manifests-{counter[0]}"
+        folder.mkdir()
+        for name, address, kind, *rest in addresses:
+            spec = rest[0] if rest else {}
+            (folder / f"{name}.yaml").write_text(address_manifest(name, address, kind, **spec))
+        return folder
 
     return write

@@ -4,9 +4,11 @@
 //! and skips everything else by its encoded size; the body is never decoded.
 
 mod builder;
+mod rewrite;
 mod sections;
 
 pub use builder::{decode_message, Body, MessageBuilder};
+pub use rewrite::{read_header, rewrite_message, with_delivery_count};
 pub use sections::{Header, Properties};
 
 use crate::codec::{descriptor as desc, Decoder, FieldReader};

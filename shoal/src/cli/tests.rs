@@ -82,7 +82,7 @@ fn apply_validates_locally_before_contacting_the_server() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{} (document 1): spec.type: unknown variant \"fanout\", expected one of anycast, multicast",
+            "{} (document 1): spec.type: unknown variant \"fanout\", expected one of anycast, multicast, queue, topic, subscription",
             file.display()
         )
     );

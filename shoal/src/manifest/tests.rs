@@ -75,7 +75,7 @@ fn errors_name_origin_document_and_field() {
     assert_eq!(err.field(), Some("spec.type"));
     assert_eq!(
         err.to_string(),
-        r#"dir/addrs.yaml (document 2): spec.type: unknown variant "fanout", expected one of anycast, multicast"#
+        r#"dir/addrs.yaml (document 2): spec.type: unknown variant "fanout", expected one of anycast, multicast, queue, topic, subscription"#
     );
 }
 
@@ -149,6 +149,57 @@ fn to_rule_maps_match_and_distribution() {
     let rule = to_rule(address(&parse_str(&yaml, "m").unwrap()[0]));
     assert_eq!(rule.matcher, Matcher::Prefix("a/b".into()));
     assert_eq!(rule.distribution, Distribution::Closest);
+    assert_eq!(rule.link_route, None);
+}
+
+#[test]
+fn to_rule_routes_anycast_and_multicast_itself() {
+    for (spec, distribution) in [
+        ("{ address: a, type: anycast }", Distribution::Balanced),
+        (
+            "{ address: a, type: anycast, distribution: closest }",
+            Distribution::Closest,
+        ),
+        ("{ address: a, type: multicast }", Distribution::Multicast),
+    ] {
+        let yaml = doc("Address", API_VERSION, spec);
+        let rule = to_rule(address(&parse_str(&yaml, "m").unwrap()[0]));
+        assert_eq!(rule.matcher, Matcher::Exact("a".into()), "{spec}");
+        assert_eq!(rule.distribution, distribution, "{spec}");
+        assert_eq!(rule.link_route, None, "{spec}");
+    }
+}
+
+#[test]
+fn to_rule_link_routes_broker_addresses_to_the_broker() {
+    for spec in [
+        "{ address: orders, type: queue }",
+        "{ address: orders, type: queue, match: exact, deadLetterAddress: dlq }",
+        "{ address: orders, type: topic }",
+        "{ address: orders, type: subscription, topic: news }",
+    ] {
+        let yaml = doc("Address", API_VERSION, spec).replace("name: a", "name: orders-q");
+        let rule = to_rule(address(&parse_str(&yaml, "m").unwrap()[0]));
+        assert_eq!(rule.name, "default/orders-q", "{spec}");
+        assert_eq!(rule.matcher, Matcher::Exact("orders".into()), "{spec}");
+        assert_eq!(rule.distribution, Distribution::Balanced, "{spec}");
+        assert_eq!(rule.link_route.as_deref(), Some(BROKER), "{spec}");
+    }
+    assert_eq!(BROKER, "broker");
+}
+
+#[test]
+fn broker_addresses_round_trip_through_yaml() {
+    let yaml = doc(
+        "Address",
+        API_VERSION,
+        "{ address: s, type: subscription, topic: news, redeliveryDelay: 1500ms, \
+         messageTtl: { maximum: 2h }, fullPolicy: reject }",
+    );
+    let manifests = parse_str(&yaml, "m").unwrap();
+    let text = to_yaml(&manifests).unwrap();
+    assert!(text.contains("redeliveryDelay: 1500ms"), "{text}");
+    assert_eq!(parse_str(&text, "again").unwrap(), manifests);
 }
 
 #[test]

@@ -1,0 +1,309 @@
+//! Messages leaving: consumers' credit, FIFO delivery to competing consumers, browsing, outcomes, redelivery,
+//! and reading paged-out messages back into the window.
+
+use shoal_amqp::DeliveryState;
+use shoal_router::core::api::{Chunks, Command, DeliveryKey, LinkKey, Msg};
+use tokio::time::Instant;
+
+use crate::core::{Core, LinkKind, Unacked};
+use crate::dead::Reason;
+use crate::queue::{Entry, QueueKey};
+use crate::store::{self, Op, StoredMessage};
+
+impl Core {
+    /// A receiver's flow: new credit, maybe drain.
+    pub(crate) fn credit(&mut self, key: LinkKey, limit: u32, drain: bool) {
+        let Some(LinkKind::Consumer(c)) = self.link_mut(key).map(|l| &mut l.kind) else {
+            return;
+        };
+        c.limit = limit;
+        c.drain = drain;
+        let queue = c.queue;
+        self.mark(queue);
+        if self.queue(queue).is_none() {
+            // Its queue was deleted: nothing will ever come, so a drain is answered now.
+            self.answer_drain(key, true);
+        }
+    }
+
+    /// Send consumers what is ready, as far as their credit goes; answer drains when nothing is left.
+    pub(crate) fn pump(&mut self, key: QueueKey) {
+        let now = self.clock.now_ms();
+        loop {
+            let Some(q) = self.queue(key) else { return };
+            let Some((&seq, _)) = q.ready.first_key_value() else {
+                break;
+            };
+            let Some(consumer) = self.pick_consumer(key) else {
+                break;
+            };
+            let Some(q) = self.queue_mut(key) else { return };
+            let Some(entry) = q.ready.remove(&seq) else {
+                break;
+            };
+            self.expiry.remove(entry.expires_at, key, seq);
+            if entry.expired(now) {
+                self.dead_letter(key, entry, Reason::Expired);
+                continue;
+            }
+            self.deliver(key, consumer, entry);
+        }
+        self.browse(key);
+        let Some(q) = self.queue(key) else { return };
+        // Nothing more can come right now: drains are answered (not while paged messages are on their way).
+        let exhausted = q.ready.is_empty() && !q.paging.active();
+        let consumers = q.consumers.clone();
+        for c in consumers {
+            self.answer_drain(c, exhausted);
+        }
+    }
+
+    fn answer_drain(&mut self, key: LinkKey, exhausted: bool) {
+        let Some(link) = self.link_mut(key) else { return };
+        let (conn, local) = (link.conn, link.local);
+        let LinkKind::Consumer(c) = &mut link.kind else {
+            return;
+        };
+        if c.drain && c.available() > 0 && exhausted {
+            c.sent = c.limit;
+            c.drain = false;
+            let limit = c.limit;
+            self.send(conn, Command::Drained { local, limit });
+        }
+    }
+
+    /// Round robin among the consumers with credit.
+    fn pick_consumer(&mut self, key: QueueKey) -> Option<LinkKey> {
+        let q = self.queue(key)?;
+        let n = q.consumers.len();
+        for i in 0..n {
+            let slot = (q.next_consumer + i) % n;
+            let link = q.consumers[slot];
+            let has_credit = matches!(
+                self.link(link).map(|l| &l.kind),
+                Some(LinkKind::Consumer(c)) if c.available() > 0
+            );
+            if has_credit {
+                if let Some(q) = self.queue_mut(key) {
+                    q.next_consumer = (slot + 1) % n;
+                }
+                return Some(link);
+            }
+        }
+        None
+    }
+
+    fn deliver(&mut self, key: QueueKey, to: LinkKey, entry: Entry) {
+        let Some(link) = self.link_mut(to) else {
+            // Cannot happen (picked among live links); keep the message rather than lose it.
+            self.requeue(key, entry);
+            return;
+        };
+        let (conn, local) = (link.conn, link.local);
+        if let LinkKind::Consumer(c) = &mut link.kind {
+            c.sent = c.sent.wrapping_add(1);
+        }
+        let body = entry.delivery_body();
+        if let Some(q) = self.queue_mut(key) {
+            q.unacked += 1;
+            q.delivered = q.delivered.max(entry.seq);
+            q.counters.delivered += 1;
+        }
+        let generation = self.next_generation();
+        let index = self.deliveries.insert(Unacked {
+            generation,
+            queue: key,
+            link: to,
+            entry,
+        });
+        let delivery = DeliveryKey::new(index as u32, generation);
+        let mut msg = Msg::untracked(Chunks::One(body));
+        msg.charge.activate();
+        self.send(
+            conn,
+            Command::Deliver {
+                local,
+                delivery: Some(delivery),
+                msg,
+                more: false,
+            },
+        );
+    }
+
+    /// Browsers get presettled copies of what is ready, each from where it left off.
+    fn browse(&mut self, key: QueueKey) {
+        let Some(q) = self.queue(key) else { return };
+        if q.browsers.is_empty() {
+            return;
+        }
+        let exhausted_after = |q: &crate::queue::Queue, next: u64| {
+            q.ready.range(next..).next().is_none() && !q.paging.active()
+        };
+        for b in q.browsers.clone() {
+            let Some(q) = self.queue(key) else { return };
+            let Some(link) = self.link(b) else { continue };
+            let (conn, local) = (link.conn, link.local);
+            let LinkKind::Consumer(c) = &link.kind else {
+                continue;
+            };
+            let (Some(mut next), available) = (c.browse, c.available()) else {
+                continue;
+            };
+            let copies: Vec<(u64, bytes::Bytes)> = q
+                .ready
+                .range(next..)
+                .take(available as usize)
+                .map(|(seq, e)| (*seq, e.delivery_body()))
+                .collect();
+            let sent = copies.len() as u32;
+            for (seq, body) in copies {
+                next = seq + 1;
+                let mut msg = Msg::untracked(Chunks::One(body));
+                msg.charge.activate();
+                self.send(
+                    conn,
+                    Command::Deliver {
+                        local,
+                        delivery: None,
+                        msg,
+                        more: false,
+                    },
+                );
+            }
+            let exhausted = self.queue(key).is_some_and(|q| exhausted_after(q, next));
+            if let Some(LinkKind::Consumer(c)) = self.link_mut(b).map(|l| &mut l.kind) {
+                c.browse = Some(next);
+                c.sent = c.sent.wrapping_add(sent);
+            }
+            self.answer_drain(b, exhausted);
+        }
+    }
+
+    /// A receiver's outcome for a delivery.
+    pub(crate) fn outcome(
+        &mut self,
+        _from: Option<LinkKey>,
+        delivery: DeliveryKey,
+        state: DeliveryState,
+    ) {
+        if self.delivery(delivery).is_none() {
+            return;
+        }
+        let (index, _) = delivery.parts();
+        let Unacked {
+            queue, mut entry, ..
+        } = self.deliveries.remove(index as usize);
+        let Some(q) = self.queue_mut(queue) else {
+            return;
+        };
+        q.unacked = q.unacked.saturating_sub(1);
+        match state {
+            DeliveryState::Accepted => {
+                q.counters.acked += 1;
+                self.discard(queue, &entry);
+            }
+            DeliveryState::Rejected { .. } => self.dead_letter(queue, entry, Reason::Rejected),
+            DeliveryState::Modified {
+                delivery_failed: Some(true),
+                ..
+            } => {
+                entry.delivery_count = entry.delivery_count.saturating_add(1);
+                let attempts = entry.attempts();
+                let max = q.settings.max_delivery_attempts;
+                if max > 0 && attempts >= max {
+                    self.dead_letter(queue, entry, Reason::MaxAttempts);
+                    return;
+                }
+                let delay = q.settings.redelivery_delay_for(attempts);
+                q.counters.redelivered += 1;
+                if entry.stored {
+                    // Remember the attempt across a restart (not synced: at worst one attempt is forgotten).
+                    let op = Op::Put {
+                        queue: q.name.clone(),
+                        message: entry.to_stored(),
+                    };
+                    self.batch.ops.push(op);
+                }
+                if delay.is_zero() {
+                    self.requeue(queue, entry);
+                } else {
+                    let Some(q) = self.queue_mut(queue) else { return };
+                    let seq = entry.seq;
+                    q.delayed.insert(seq, entry);
+                    self.redeliveries.insert((Instant::now() + delay, queue, seq));
+                }
+            }
+            // Released, modified without a failure, or anything else: back at once, in its place.
+            _ => {
+                q.counters.redelivered += 1;
+                self.requeue(queue, entry);
+            }
+        }
+    }
+
+    /// Back into the ready set (in seq order: ahead of everything that came after it).
+    pub(crate) fn requeue(&mut self, key: QueueKey, entry: Entry) {
+        if entry.expired(self.clock.now_ms()) {
+            self.dead_letter(key, entry, Reason::Expired);
+            return;
+        }
+        let Some(q) = self.queue_mut(key) else { return };
+        let (deadline, seq) = (entry.expires_at, entry.seq);
+        q.ready.insert(seq, entry);
+        self.expiry.insert(deadline, key, seq);
+        self.mark(key);
+    }
+
+    pub(crate) fn redeliver_due(&mut self, key: QueueKey, seq: u64) {
+        let Some(entry) = self.queue_mut(key).and_then(|q| q.delayed.remove(&seq)) else {
+            return;
+        };
+        self.requeue(key, entry);
+    }
+
+    /// Paged-out messages read back from the store.
+    pub(crate) fn loaded(
+        &mut self,
+        key: QueueKey,
+        upto: u64,
+        limit: usize,
+        result: store::Result<Vec<StoredMessage>>,
+    ) {
+        let Some(q) = self.queue_mut(key) else { return };
+        q.paging.loading = false;
+        let messages = match result {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(queue = %q.name, "reading paged messages failed: {e}");
+                return;
+            }
+        };
+        let from = q.paging.from;
+        let full_read = messages.len() >= limit;
+        let mut last = None;
+        let mut entries = Vec::with_capacity(messages.len());
+        for m in messages {
+            if m.seq < from || m.seq > upto {
+                continue;
+            }
+            last = Some(m.seq);
+            entries.push(Entry::from_stored(m));
+        }
+        q.paging.from = match (full_read, last) {
+            (true, Some(last)) => last + 1,
+            _ => upto + 1,
+        };
+        q.paging.count = q.paging.count.saturating_sub(entries.len() as u64);
+        if !q.paging.active() {
+            q.paging.count = 0;
+            q.paging.bytes = 0;
+        }
+        for e in entries {
+            if let Some(q) = self.queue_mut(key) {
+                q.paging.bytes = q.paging.bytes.saturating_sub(e.size());
+            }
+            self.requeue(key, e);
+        }
+        self.mark(key);
+    }
+}

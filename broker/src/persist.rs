@@ -1,0 +1,145 @@
+//! The core's path to the store: each pass of the core collects its changes into one [`Batch`] and hands it to
+//! the group-commit writer without waiting; what must happen once the batch is stored (telling senders
+//! "accepted", giving them credit back) comes back later as an [`Internal::Stored`] on the core's own channel.
+//! Reads of paged-out messages run on blocking threads and come back the same way. The core never blocks on
+//! storage.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use shoal_router::core::api::LinkKey;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::queue::QueueKey;
+use crate::store::{self, GroupCommit, Op, Request, Store, StoredMessage, SubmitError};
+
+/// What to do once a batch is in the store.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// A message from this producer is stored: settle it (when unsettled) and give the credit slot back.
+    Stored {
+        link: LinkKey,
+        delivery_id: Option<u32>,
+    },
+    /// A paged-out message of this queue is in the store (it may be read back from now on).
+    Paged { queue: QueueKey, seq: u64 },
+    /// An admin change is durable.
+    Reply(oneshot::Sender<()>),
+}
+
+/// One pass's changes.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub ops: Vec<Op>,
+    pub sync: bool,
+    pub done: Vec<Done>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty() && self.done.is_empty()
+    }
+}
+
+/// What the core hears back from storage.
+#[derive(Debug)]
+pub(crate) enum Internal {
+    Stored {
+        done: Vec<Done>,
+        result: store::Result<()>,
+    },
+    Loaded {
+        queue: QueueKey,
+        /// Only messages up to this seq count (later ones may not all be written yet).
+        upto: u64,
+        limit: usize,
+        result: store::Result<Vec<StoredMessage>>,
+    },
+}
+
+/// Submits batches in order; holds them back (in order) while the writer's queue is full.
+pub(crate) struct Persister {
+    commit: GroupCommit,
+    store: Arc<dyn Store>,
+    internal: mpsc::Sender<Internal>,
+    stalled: VecDeque<Request>,
+}
+
+impl Persister {
+    pub fn new(
+        commit: GroupCommit,
+        store: Arc<dyn Store>,
+        internal: mpsc::Sender<Internal>,
+    ) -> Persister {
+        Persister {
+            commit,
+            store,
+            internal,
+            stalled: VecDeque::new(),
+        }
+    }
+
+    pub fn submit(&mut self, batch: Batch) {
+        if batch.ops.is_empty() {
+            // Nothing to write: complete at once (still through the channel, so completions stay in order
+            // with the writes submitted before).
+            if batch.done.is_empty() {
+                return;
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let internal = self.internal.clone();
+        let done = batch.done;
+        tokio::spawn(async move {
+            let result = rx.await.unwrap_or(Err(store::StoreError::Closed));
+            let _ = internal.send(Internal::Stored { done, result }).await;
+        });
+        let request = Request {
+            ops: batch.ops,
+            sync: batch.sync,
+            done: tx,
+        };
+        self.stalled.push_back(request);
+        self.retry();
+    }
+
+    /// Hand held-back batches to the writer, in order, as far as its queue has room.
+    pub fn retry(&mut self) {
+        while let Some(request) = self.stalled.pop_front() {
+            match self.commit.submit(request.ops, request.sync, request.done) {
+                Ok(()) => {}
+                Err(SubmitError::Full(r)) => {
+                    self.stalled.push_front(r);
+                    return;
+                }
+                Err(SubmitError::Closed(r)) => {
+                    let _ = r.done.send(Err(store::StoreError::Closed));
+                }
+            }
+        }
+    }
+
+    /// Batches waiting for room in the writer's queue.
+    pub fn stalled(&self) -> bool {
+        !self.stalled.is_empty()
+    }
+
+    /// Read up to `limit` messages of `name` from `from`, on a blocking thread.
+    pub fn load(&self, queue: QueueKey, name: String, from: u64, upto: u64, limit: usize) {
+        let store = Arc::clone(&self.store);
+        let internal = self.internal.clone();
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || store.scan(&name, from, limit))
+                .await
+                .unwrap_or_else(|e| Err(store::StoreError::Engine(e.to_string())));
+            let _ = internal
+                .send(Internal::Loaded {
+                    queue,
+                    upto,
+                    limit,
+                    result,
+                })
+                .await;
+        });
+    }
+}

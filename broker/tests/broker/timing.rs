@@ -1,0 +1,166 @@
+//! Redelivery delays and TTLs, on paused tokio time: connections are made first, then the clock stops and
+//! only moves when every task is idle, straight to the next timer (the broker's own: the test server's
+//! connection timers are a day away).
+
+use std::time::Duration;
+
+use shoal_amqp::Value;
+use shoal_broker::annotations::{EXPIRED, ORIGINAL_ADDRESS};
+use shoal_broker::{AddressSettings, BrokerAddress, BrokerConfig};
+use tokio::time::Instant;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_failed_message_waits_out_its_redelivery_delay() {
+    let settings = AddressSettings {
+        redelivery_delay: Duration::from_secs(10),
+        redelivery_delay_multiplier: 3.0,
+        maximum_delivery_delay: Some(Duration::from_secs(20)),
+        ..AddressSettings::default()
+    };
+    let b = start(BrokerConfig {
+        addresses: vec![BrokerAddress::queue("q").with_settings(settings)],
+        ..BrokerConfig::default()
+    })
+    .await;
+    let conn = b.connect().await;
+    let s = sender(&conn, "q").await;
+    send_accepted(&s, &["slow", "next"]).await;
+    let r = conn.receiver("q", 1).await.unwrap();
+    let d = recv(&r).await;
+    assert_eq!(text(&d), "slow");
+
+    tokio::time::pause();
+    r.modify(&d, true, false).await.unwrap();
+    let failed_at = Instant::now();
+    r.flow(2).await.unwrap();
+    // Meanwhile the queue goes on with the next message.
+    let next = r.recv().await.unwrap();
+    assert_eq!(text(&next), "next");
+    r.accept(&next).await.unwrap();
+    let again = r.recv().await.unwrap();
+    assert_eq!(text(&again), "slow");
+    assert_eq!(delivery_count(&again), 1);
+    let waited = failed_at.elapsed();
+    assert!(waited >= Duration::from_secs(10), "redelivered after {waited:?}");
+
+    // Second failure: 10 s * 3 = 30 s, capped at 20 s.
+    r.modify(&again, true, false).await.unwrap();
+    let failed_at = Instant::now();
+    r.flow(1).await.unwrap();
+    let third = r.recv().await.unwrap();
+    let waited = failed_at.elapsed();
+    assert_eq!(delivery_count(&third), 2);
+    assert!(
+        waited >= Duration::from_secs(20) && waited < Duration::from_secs(30),
+        "capped delay, waited {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn expired_messages_go_to_the_expiry_address_and_are_never_delivered() {
+    let settings = AddressSettings {
+        expiry_address: Some("expired".into()),
+        ..AddressSettings::default()
+    };
+    let b = start(BrokerConfig {
+        addresses: vec![
+            BrokerAddress::queue("q").with_settings(settings),
+            BrokerAddress::queue("expired"),
+        ],
+        ..BrokerConfig::default()
+    })
+    .await;
+    let conn = b.connect().await;
+    let s = sender(&conn, "q").await;
+    // A receiver without credit: present, but nothing can go to it yet.
+    let r = conn.receiver("q", 0).await.unwrap();
+    let dead = conn.receiver("expired", 10).await.unwrap();
+
+    tokio::time::pause();
+    let sent_at = Instant::now();
+    for (t, ttl) in [("short", 5), ("long", 3600)] {
+        let d = s
+            .send(&message_ttl(t, Duration::from_secs(ttl)), false)
+            .await
+            .unwrap();
+        assert_eq!(d.outcome().await.unwrap(), shoal_amqp::DeliveryState::Accepted);
+    }
+    // The purge moves the short one when its deadline passes (the clock jumps there: nothing else is due).
+    let moved = dead.recv().await.unwrap();
+    assert!(sent_at.elapsed() >= Duration::from_secs(5));
+    assert_eq!(text(&moved), "short");
+    let m = moved.message().unwrap();
+    let keys: Vec<&str> = m.message_annotations.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(keys.contains(&EXPIRED), "{keys:?}");
+    assert!(m
+        .message_annotations
+        .contains(&(ORIGINAL_ADDRESS.into(), Value::String("q".into()))));
+    assert_eq!(m.header.and_then(|h| h.ttl), None, "the moved copy has no TTL left");
+
+    // Only the live message is delivered.
+    r.flow(5).await.unwrap();
+    let live = r.recv().await.unwrap();
+    assert_eq!(text(&live), "long");
+    let stats = b.stats("q").await.unwrap();
+    assert_eq!(stats.counters.expired, 1);
+}
+
+#[tokio::test]
+async fn an_unsettled_message_that_expires_meanwhile_is_not_delivered_again() {
+    let b = start(BrokerConfig {
+        addresses: vec![BrokerAddress::queue("q")],
+        ..BrokerConfig::default()
+    })
+    .await;
+    let conn = b.connect().await;
+    let s = sender(&conn, "q").await;
+    let r = conn.receiver("q", 1).await.unwrap();
+    tokio::time::pause();
+    let d = s
+        .send(&message_ttl("brief", Duration::from_secs(2)), false)
+        .await
+        .unwrap();
+    d.outcome().await.unwrap();
+    let got = r.recv().await.unwrap();
+    tokio::time::advance(Duration::from_secs(3)).await;
+    r.release(&got).await.unwrap();
+    send_accepted(&s, &["after"]).await;
+    r.flow(1).await.unwrap();
+    assert_eq!(text(&r.recv().await.unwrap()), "after");
+    let stats = b.stats("q").await.unwrap();
+    assert_eq!(stats.counters.expired, 1);
+    assert_eq!(stats.counters.dropped, 1, "no expiry address: dropped and counted");
+}
+
+#[tokio::test]
+async fn queue_ttl_limits_clamp_the_messages_own() {
+    let settings = AddressSettings {
+        message_ttl_max: Some(Duration::from_secs(60)),
+        expiry_address: Some("expired".into()),
+        ..AddressSettings::default()
+    };
+    let b = start(BrokerConfig {
+        addresses: vec![
+            BrokerAddress::queue("q").with_settings(settings),
+            BrokerAddress::queue("expired"),
+        ],
+        ..BrokerConfig::default()
+    })
+    .await;
+    let conn = b.connect().await;
+    let s = sender(&conn, "q").await;
+    let dead = conn.receiver("expired", 10).await.unwrap();
+    tokio::time::pause();
+    let start = Instant::now();
+    // No TTL of its own: the queue's maximum applies.
+    send_accepted(&s, &["forever?"]).await;
+    let moved = dead.recv().await.unwrap();
+    assert_eq!(text(&moved), "forever?");
+    let after = start.elapsed();
+    assert!(
+        after >= Duration::from_secs(60) && after < Duration::from_secs(120),
+        "expired after {after:?}"
+    );
+}
