@@ -1,5 +1,7 @@
 //! Declaring and deleting addresses, and the stats snapshot: requests from [`crate::BrokerHandle`].
 
+use shoal_amqp::{condition, AmqpError};
+use shoal_router::core::api::{Command, LinkKey};
 use tokio::sync::oneshot;
 
 use crate::config::{AddressKind, AddressSettings, BrokerAddress};
@@ -205,6 +207,14 @@ impl Core {
         let Some(q) = self.queue(key) else { return };
         let (name, in_store) = (q.name.clone(), q.in_store);
         let topic = q.role.topic().map(str::to_owned);
+        let links: Vec<LinkKey> = q
+            .consumers
+            .iter()
+            .chain(&q.browsers)
+            .chain(&q.producers)
+            .copied()
+            .collect();
+        self.detach_links(&links, &name);
         self.queues.remove(key.index as usize);
         self.queue_names.remove(&name);
         self.expiry.remove_queue(key);
@@ -220,6 +230,22 @@ impl Core {
         }
     }
 
+    /// Tell the peers of links to a node that is gone; their detach comes back as a normal detach.
+    fn detach_links(&mut self, links: &[LinkKey], name: &str) {
+        for key in links {
+            let Some(link) = self.link(*key) else { continue };
+            let (conn, local) = (link.conn, link.local);
+            let error = AmqpError::new(condition::RESOURCE_DELETED, format!("{name} was deleted"));
+            self.send(
+                conn,
+                Command::Detach {
+                    local,
+                    error: Some(error),
+                },
+            );
+        }
+    }
+
     /// Delete an address: a queue with its messages; a topic with the subscriptions it made (declared
     /// subscriptions stay, waiting for the topic to come back).
     pub(crate) fn delete_address(&mut self, name: &str) -> bool {
@@ -230,6 +256,7 @@ impl Core {
                 true
             }
             Some(Addr::Topic(t)) => {
+                self.detach_links(&t.producers, name);
                 for key in t.subs {
                     let declared = self
                         .queue(key)

@@ -309,6 +309,16 @@ impl Core {
                 delivery,
                 state,
             } => self.outcome(link, delivery, state),
+            // The consumer went away holding it: it may have been processed, so this was an attempt (the next
+            // delivery says so with a higher delivery-count).
+            Event::Unsettled { link, delivery } => {
+                let failed = shoal_amqp::DeliveryState::Modified {
+                    delivery_failed: Some(true),
+                    undeliverable_here: None,
+                    message_annotations: None,
+                };
+                self.outcome(link, delivery, failed)
+            }
             // The broker opens no links of its own (those are a router's, towards route containers).
             Event::RouteAttached { .. } | Event::SenderFlow { .. } => {}
         }

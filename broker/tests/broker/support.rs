@@ -139,6 +139,19 @@ pub async fn send_accepted(sender: &Sender, texts: &[&str]) {
     }
 }
 
+/// [`send_accepted`] for tests on paused time: no deadline (with the clock paused, tokio jumps to the next
+/// timer whenever every task waits, e.g. on the store writer's thread, so a deadline would pass at once).
+pub async fn send_accepted_paused(sender: &Sender, texts: &[&str]) {
+    let mut pending = Vec::new();
+    for t in texts {
+        pending.push(sender.send(&message(t, true), false).await.expect("send"));
+    }
+    for d in pending {
+        let state = d.outcome().await.expect("outcome");
+        assert_eq!(state, shoal_amqp::DeliveryState::Accepted);
+    }
+}
+
 /// The next delivery (real-time bound).
 pub async fn recv(r: &Receiver) -> Received {
     tokio::time::timeout(WAIT, r.recv())

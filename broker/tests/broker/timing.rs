@@ -126,7 +126,7 @@ async fn an_unsettled_message_that_expires_meanwhile_is_not_delivered_again() {
     let got = r.recv().await.unwrap();
     tokio::time::advance(Duration::from_secs(3)).await;
     r.release(&got).await.unwrap();
-    send_accepted(&s, &["after"]).await;
+    send_accepted_paused(&s, &["after"]).await;
     r.flow(1).await.unwrap();
     assert_eq!(text(&r.recv().await.unwrap()), "after");
     let stats = b.stats("q").await.unwrap();
@@ -155,7 +155,7 @@ async fn queue_ttl_limits_clamp_the_messages_own() {
     tokio::time::pause();
     let start = Instant::now();
     // No TTL of its own: the queue's maximum applies.
-    send_accepted(&s, &["forever?"]).await;
+    send_accepted_paused(&s, &["forever?"]).await;
     let moved = dead.recv().await.unwrap();
     assert_eq!(text(&moved), "forever?");
     let after = start.elapsed();

@@ -197,10 +197,9 @@ impl Engine {
                 for entry in session.unsettled.drain(..).flatten() {
                     let (local, delivery) = entry;
                     if let Some(link) = self.links.get(local as u32 as usize).and_then(|l| l.core) {
-                        self.events.push(Event::Outcome {
+                        self.events.push(Event::Unsettled {
                             link: Some(link),
                             delivery,
-                            state: shoal_amqp::DeliveryState::Released,
                         });
                     }
                 }

@@ -322,7 +322,7 @@ impl Engine {
                 }
             });
             for (_, delivery) in taken {
-                self.release(key, delivery);
+                self.returned(key, delivery);
             }
             for delivery in blocked {
                 self.release(key, delivery);
@@ -335,6 +335,15 @@ impl Engine {
     }
 
     /// Report a delivery we were given for `link` as released (it never reached, or was never settled by, the peer).
+    /// Report a delivery the peer received but never settled (its link or connection is going).
+    pub(super) fn returned(&mut self, link: u64, delivery: crate::core::api::DeliveryKey) {
+        let core = self.link(link).and_then(|l| l.core);
+        self.events.push(Event::Unsettled {
+            link: core,
+            delivery,
+        });
+    }
+
     pub(super) fn release(&mut self, link: u64, delivery: crate::core::api::DeliveryKey) {
         if let Some(core) = self.link(link).and_then(|l| l.core) {
             self.events.push(Event::Outcome {

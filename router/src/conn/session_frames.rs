@@ -117,7 +117,7 @@ impl Engine {
         let unsettled: Vec<_> = session.unsettled.drain(..).flatten().collect();
         let blocked: Vec<_> = session.blocked.drain(..).collect();
         for (link, delivery) in unsettled {
-            self.release(link, delivery);
+            self.returned(link, delivery);
         }
         for b in blocked {
             if let Some(delivery) = b.delivery {

@@ -204,6 +204,13 @@ pub enum Event {
         limit: u32,
         drain: bool,
     },
+    /// A delivery the core sent on `link` reached the peer, but its link or connection went away before the
+    /// peer settled it: it may or may not have been processed. A router releases it to its sender; a broker
+    /// counts a delivery attempt (the redelivered message carries a higher delivery-count).
+    Unsettled {
+        link: Option<LinkKey>,
+        delivery: DeliveryKey,
+    },
     /// A receiver's outcome for a delivery the core sent on `link` (`None` when that link is already gone).
     Outcome {
         link: Option<LinkKey>,

@@ -54,7 +54,7 @@ impl Snapshot {
         gauge(
             &mut out,
             "shoal_connections",
-            "Open connections (clients and brokers).",
+            "Open client connections (brokers: shoal_broker_connected).",
             self.connections,
         );
         let _ = writeln!(

@@ -291,7 +291,28 @@ impl Core {
                 delivery,
                 state,
             } => self.outcome(link, delivery, state),
+            Event::Unsettled { link, delivery } => self.unsettled(link, delivery),
         }
+    }
+
+    /// The receiver went away holding `delivery`. Its sender gets it back as released (ADR 0003), except on
+    /// a link-routed pair: there the broker-side link is detached still holding it unsettled, so the broker
+    /// itself sees a consumer that left mid-delivery (and counts the attempt).
+    fn unsettled(&mut self, link: Option<LinkKey>, delivery: DeliveryKey) {
+        let routed_from = self
+            .deliveries
+            .get(delivery.index as usize)
+            .filter(|d| d.generation == delivery.generation)
+            .and_then(|d| self.link(d.from))
+            .is_some_and(|l| l.routed.is_some());
+        if routed_from {
+            if let Some(LinkKind::Outgoing(out)) = link.and_then(|l| self.link_mut(l)).map(|l| &mut l.kind) {
+                out.unsettled = out.unsettled.saturating_sub(1);
+            }
+            self.deliveries.remove(delivery.index as usize);
+            return;
+        }
+        self.outcome(link, delivery, shoal_amqp::DeliveryState::Released);
     }
 
     fn admin(&mut self, admin: Admin) {
@@ -356,7 +377,7 @@ impl Core {
         route_containers.sort();
         Snapshot {
             route_containers,
-            connections: self.conns.len(),
+            connections: self.conns.values().filter(|c| c.route_container.is_none()).count(),
             links: self.links.len(),
             unsettled: self.deliveries.len(),
             addresses,
