@@ -20,6 +20,9 @@ pub(crate) enum Control {
     DeleteAddress(String, oneshot::Sender<bool>),
     Addresses(oneshot::Sender<Vec<BrokerAddress>>),
     Stats(oneshot::Sender<BrokerStats>),
+    /// The broker is about to close its connections: what consumers hold unsettled then goes back as
+    /// released (not a failed attempt); a restart marks what was delivered (see `restore`).
+    Quiesce(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -50,6 +53,10 @@ impl Core {
             }
             Control::Stats(reply) => {
                 let _ = reply.send(self.stats());
+            }
+            Control::Quiesce(reply) => {
+                self.quiescing = true;
+                let _ = reply.send(());
             }
             // Handled by the run loop.
             Control::Shutdown(reply) => {

@@ -123,6 +123,9 @@ pub(crate) enum Addr {
 }
 
 pub(crate) struct Core {
+    /// The broker is closing its connections: unsettled deliveries come back as released, not as failed
+    /// attempts (a restart marks them delivered).
+    pub quiescing: bool,
     pub limits: Limits,
     rx: mpsc::Receiver<CoreMsg>,
     control: mpsc::Receiver<Control>,
@@ -158,6 +161,7 @@ impl Core {
         persist: Persister,
     ) -> Core {
         Core {
+            quiescing: false,
             limits,
             rx,
             control,
@@ -312,12 +316,16 @@ impl Core {
             // The consumer went away holding it: it may have been processed, so this was an attempt (the next
             // delivery says so with a higher delivery-count).
             Event::Unsettled { link, delivery } => {
-                let failed = shoal_amqp::DeliveryState::Modified {
-                    delivery_failed: Some(true),
-                    undeliverable_here: None,
-                    message_annotations: None,
+                let state = if self.quiescing {
+                    shoal_amqp::DeliveryState::Released
+                } else {
+                    shoal_amqp::DeliveryState::Modified {
+                        delivery_failed: Some(true),
+                        undeliverable_here: None,
+                        message_annotations: None,
+                    }
                 };
-                self.outcome(link, delivery, failed)
+                self.outcome(link, delivery, state)
             }
             // The broker opens no links of its own (those are a router's, towards route containers).
             Event::RouteAttached { .. } | Event::SenderFlow { .. } => {}

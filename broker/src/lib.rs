@@ -119,6 +119,10 @@ impl Broker {
     /// core, and wait until the store writer has written everything it was given.
     pub async fn shutdown(self) {
         self.server.stop_accepting();
+        let (tx, rx) = oneshot::channel();
+        if self.handle.tx.send(Control::Quiesce(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
         self.server.close_connections().await;
         let (tx, rx) = oneshot::channel();
         if self.handle.tx.send(Control::Shutdown(tx)).await.is_ok() {
