@@ -197,9 +197,19 @@ def best_competitor(per, names, metric):
     return max(values) if values else None
 
 
+def cell(results, per, name, metric):
+    info = results["brokers"].get(name)
+    if info is None:
+        return "not run"
+    if "unavailable" in info:
+        return "unavailable"
+    return fmt_rate(per.get(name, {}).get(metric))
+
+
 def broker_table(results, mode, metric, what):
     names = [n for n in results["brokers"] if n != "shoal"]
-    header = ["scenario", "shoal"] + [results["brokers"][n]["title"] for n in names] + ["shoal / best other"]
+    header = (["scenario", "shoal"] + [results["brokers"][n]["title"] for n in names]
+              + ["shoal / best other"])
     lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
     for m, durable, size, producers in scenario_keys():
         if m != mode:
@@ -211,10 +221,8 @@ def broker_table(results, mode, metric, what):
         title = (f"{'durable' if durable else 'non-durable'}, {size} B, {producers} producer"
                  f"{'s' if producers > 1 else ''} / {consumers_for(producers)} consumer"
                  f"{'s' if consumers_for(producers) > 1 else ''}")
-        cells = [title, fmt_rate(per.get("shoal", {}).get(metric))]
-        for n in names:
-            info = results["brokers"][n]
-            cells.append("unavailable" if "unavailable" in info else fmt_rate(per.get(n, {}).get(metric)))
+        cells = [title, cell(results, per, "shoal", metric)]
+        cells += [cell(results, per, n, metric) for n in names]
         cells.append(ratio(per.get("shoal", {}).get(metric), best_competitor(per, names, metric)))
         lines.append("| " + " | ".join(cells) + " |")
     return f"{what}\n\n" + "\n".join(lines)

@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
-# Benchmarks shoal against the Qpid Proton C broker example and writes
-# docs/benchmarks.md (raw runs: bench/out/results.json).
+# Benchmarks shoal and writes docs/benchmarks.md (raw runs: bench/out/*.json):
+# the router against the Qpid Proton C broker example, and the broker's queues
+# against RabbitMQ (rabbitmq_amqp1_0) and ActiveMQ 5 (its AMQP connector).
 #
 #   bench/run.sh [bench.py options]    e.g. bench/run.sh --runs 1 --duration 3
+#   bench/run.sh --skip-broker         the router part only (keeps the last broker figures)
+#   bench/run.sh --skip-router         the broker part only
+#   bench/crash.sh                     the long crash test
 #
-# Needs: cargo, gcc, pkg-config, libqpid-proton11-dev(-examples), python3.
+# Installs what it needs with apt (Debian): the Proton C examples, rabbitmq-server,
+# activemq (and Java), unzip, pytest and Proton for Python (for the crash test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+
+PACKAGES=(gcc pkg-config libqpid-proton11-dev libqpid-proton11-dev-examples rabbitmq-server activemq unzip
+          python3-qpid-proton python3-pytest)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "==> installing ${missing[*]}" >&2
+    SUDO=()
+    if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update
+    # The packages' own services are not wanted (the benchmark runs private instances),
+    # and in containers they could not start anyway: keep them from starting.
+    DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
 
 echo "==> cargo build --release -p shoal -p shoal-bench" >&2
 cargo build --release -p shoal -p shoal-bench
@@ -28,4 +49,5 @@ if [[ -d "$EXAMPLES/ssl-certs" && ! -e "$OUT/ssl-certs" ]]; then
     ln -s "$EXAMPLES/ssl-certs" "$OUT/ssl-certs"
 fi
 
-exec python3 "$ROOT/bench/bench.py" "$@"
+# Debian's python3 explicitly: the crash test needs Debian's proton module.
+exec /usr/bin/python3 "$ROOT/bench/bench.py" "$@"

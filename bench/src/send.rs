@@ -175,7 +175,9 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
 
 /// Whether a disposition ends its deliveries: a terminal outcome, or settled without a state.
 fn is_outcome(d: &Disposition) -> bool {
-    d.state.as_ref().map_or(d.settled, DeliveryState::is_outcome)
+    d.state
+        .as_ref()
+        .map_or(d.settled, DeliveryState::is_outcome)
 }
 
 /// Settles our side of deliveries the peer gave an outcome without settling (a receiver in
@@ -241,9 +243,18 @@ mod tests {
 
     #[test]
     fn outcomes_end_deliveries_and_received_does_not() {
-        assert!(is_outcome(&disposition(true, Some(DeliveryState::Accepted))));
-        assert!(is_outcome(&disposition(false, Some(DeliveryState::Accepted))));
-        assert!(is_outcome(&disposition(false, Some(DeliveryState::Released))));
+        assert!(is_outcome(&disposition(
+            true,
+            Some(DeliveryState::Accepted)
+        )));
+        assert!(is_outcome(&disposition(
+            false,
+            Some(DeliveryState::Accepted)
+        )));
+        assert!(is_outcome(&disposition(
+            false,
+            Some(DeliveryState::Released)
+        )));
         assert!(is_outcome(&disposition(true, None)));
         assert!(!is_outcome(&disposition(false, None)));
         assert!(!is_outcome(&disposition(

@@ -76,10 +76,13 @@ impl Stats {
     /// The one JSON line the harness reads. `receive_span_s`: from the window's start to the
     /// last message received (0 when none was).
     pub fn json(&self, window: &Window, receivers: usize) -> String {
-        let duration_s = window.end.saturating_duration_since(window.start).as_secs_f64();
-        let span_s = self
-            .last_received
-            .map_or(0.0, |t| t.saturating_duration_since(window.start).as_secs_f64());
+        let duration_s = window
+            .end
+            .saturating_duration_since(window.start)
+            .as_secs_f64();
+        let span_s = self.last_received.map_or(0.0, |t| {
+            t.saturating_duration_since(window.start).as_secs_f64()
+        });
         let rate = if duration_s > 0.0 {
             self.received as f64 / duration_s
         } else {

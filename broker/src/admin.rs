@@ -240,7 +240,9 @@ impl Core {
     /// Tell the peers of links to a node that is gone; their detach comes back as a normal detach.
     fn detach_links(&mut self, links: &[LinkKey], name: &str) {
         for key in links {
-            let Some(link) = self.link(*key) else { continue };
+            let Some(link) = self.link(*key) else {
+                continue;
+            };
             let (conn, local) = (link.conn, link.local);
             let error = AmqpError::new(condition::RESOURCE_DELETED, format!("{name} was deleted"));
             self.send(
@@ -265,9 +267,9 @@ impl Core {
             Some(Addr::Topic(t)) => {
                 self.detach_links(&t.producers, name);
                 for key in t.subs {
-                    let declared = self
-                        .queue(key)
-                        .is_some_and(|q| matches!(q.role, Role::Subscription { declared: true, .. }));
+                    let declared = self.queue(key).is_some_and(|q| {
+                        matches!(q.role, Role::Subscription { declared: true, .. })
+                    });
                     if !declared {
                         self.delete_queue(key);
                     }

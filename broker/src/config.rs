@@ -178,7 +178,10 @@ mod tests {
         assert_eq!(s.redelivery_delay_for(3), Duration::from_millis(400));
         assert_eq!(s.redelivery_delay_for(4), Duration::from_millis(500));
         assert_eq!(s.redelivery_delay_for(1000), Duration::from_millis(500));
-        assert_eq!(AddressSettings::default().redelivery_delay_for(5), Duration::ZERO);
+        assert_eq!(
+            AddressSettings::default().redelivery_delay_for(5),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -189,9 +192,18 @@ mod tests {
             ..AddressSettings::default()
         };
         assert_eq!(s.clamp_ttl(None), Some(Duration::from_secs(10)));
-        assert_eq!(s.clamp_ttl(Some(Duration::from_secs(1))), Some(Duration::from_secs(2)));
-        assert_eq!(s.clamp_ttl(Some(Duration::from_secs(60))), Some(Duration::from_secs(10)));
-        assert_eq!(s.clamp_ttl(Some(Duration::from_secs(5))), Some(Duration::from_secs(5)));
+        assert_eq!(
+            s.clamp_ttl(Some(Duration::from_secs(1))),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            s.clamp_ttl(Some(Duration::from_secs(60))),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            s.clamp_ttl(Some(Duration::from_secs(5))),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(AddressSettings::default().clamp_ttl(None), None);
         assert_eq!(
             AddressSettings::default().clamp_ttl(Some(Duration::from_secs(3))),

@@ -29,6 +29,9 @@ impl Core {
     /// Send consumers what is ready, as far as their credit goes; answer drains when nothing is left.
     pub(crate) fn pump(&mut self, key: QueueKey) {
         let now = self.clock.now_ms();
+        if self.selective(key) {
+            self.pump_selective(key, now);
+        }
         loop {
             let Some(q) = self.queue(key) else { return };
             let Some((&seq, _)) = q.ready.first_key_value() else {
@@ -50,16 +53,29 @@ impl Core {
         }
         self.browse(key);
         let Some(q) = self.queue(key) else { return };
-        // Nothing more can come right now: drains are answered (not while paged messages are on their way).
+        // Nothing more can come right now: drains are answered (not while paged messages are on their way). A
+        // consumer with a selector still holding credit after the pump selects none of what is ready.
         let exhausted = q.ready.is_empty() && !q.paging.active();
+        let selective_exhausted = !q.paging.active();
         let consumers = q.consumers.clone();
         for c in consumers {
-            self.answer_drain(c, exhausted);
+            let selective = matches!(self.link(c).map(|l| &l.kind),
+                Some(LinkKind::Consumer(c)) if c.selector.is_some());
+            self.answer_drain(
+                c,
+                if selective {
+                    selective_exhausted
+                } else {
+                    exhausted
+                },
+            );
         }
     }
 
     fn answer_drain(&mut self, key: LinkKey, exhausted: bool) {
-        let Some(link) = self.link_mut(key) else { return };
+        let Some(link) = self.link_mut(key) else {
+            return;
+        };
         let (conn, local) = (link.conn, link.local);
         let LinkKind::Consumer(c) = &mut link.kind else {
             return;
@@ -72,7 +88,68 @@ impl Core {
         }
     }
 
-    /// Round robin among the consumers with credit.
+    /// Some consumer of the queue has a selector.
+    fn selective(&self, key: QueueKey) -> bool {
+        self.queue(key).is_some_and(|q| {
+            q.consumers.iter().any(|c| {
+                matches!(self.link(*c).map(|l| &l.kind),
+                    Some(LinkKind::Consumer(c)) if c.selector.is_some())
+            })
+        })
+    }
+
+    /// FIFO with selectors: each ready message, in order, goes to the next consumer with credit that selects
+    /// it; messages nobody selects stay where they are (the plain pump after this leaves them too: it only
+    /// runs while a consumer without a selector has credit).
+    fn pump_selective(&mut self, key: QueueKey, now: u64) {
+        let Some(q) = self.queue(key) else { return };
+        let seqs: Vec<u64> = q.ready.keys().take(self.limits.window).copied().collect();
+        for seq in seqs {
+            let Some(q) = self.queue(key) else { return };
+            let Some(entry) = q.ready.get(&seq) else {
+                continue;
+            };
+            if entry.expired(now) {
+                if let Some(entry) = self.queue_mut(key).and_then(|q| q.ready.remove(&seq)) {
+                    self.expiry.remove(entry.expires_at, key, seq);
+                    self.dead_letter(key, entry, Reason::Expired);
+                }
+                continue;
+            }
+            let n = q.consumers.len();
+            let mut credit_left = false;
+            let mut chosen = None;
+            for i in 0..n {
+                let slot = (q.next_consumer + i) % n;
+                let link = q.consumers[slot];
+                let Some(LinkKind::Consumer(c)) = self.link(link).map(|l| &l.kind) else {
+                    continue;
+                };
+                if c.available() == 0 {
+                    continue;
+                }
+                credit_left = true;
+                if c.selector.as_ref().is_none_or(|s| s.matches(&entry.body)) {
+                    chosen = Some((slot, link));
+                    break;
+                }
+            }
+            if !credit_left {
+                break;
+            }
+            let Some((slot, link)) = chosen else { continue };
+            let Some(q) = self.queue_mut(key) else { return };
+            q.next_consumer = (slot + 1) % n;
+            let Some(entry) = q.ready.remove(&seq) else {
+                continue;
+            };
+            self.expiry.remove(entry.expires_at, key, seq);
+            self.deliver(key, link, entry);
+        }
+    }
+
+    /// Round robin among the consumers with credit (and without a selector: those take what they select in
+    /// [`Core::pump_selective`]).
     fn pick_consumer(&mut self, key: QueueKey) -> Option<LinkKey> {
         let q = self.queue(key)?;
         let n = q.consumers.len();
@@ -81,7 +158,7 @@ impl Core {
             let link = q.consumers[slot];
             let has_credit = matches!(
                 self.link(link).map(|l| &l.kind),
-                Some(LinkKind::Consumer(c)) if c.available() > 0
+                Some(LinkKind::Consumer(c)) if c.available() > 0 && c.selector.is_none()
             );
             if has_credit {
                 if let Some(q) = self.queue_mut(key) {
@@ -149,15 +226,25 @@ impl Core {
             let (Some(mut next), available) = (c.browse, c.available()) else {
                 continue;
             };
+            let selector = c.selector.as_deref();
+            let mut last_seen = None;
             let copies: Vec<(u64, bytes::Bytes)> = q
                 .ready
                 .range(next..)
+                .inspect(|(seq, _)| last_seen = Some(**seq))
+                .filter(|(_, e)| selector.is_none_or(|s| s.matches(&e.body)))
                 .take(available as usize)
                 .map(|(seq, e)| (*seq, e.delivery_body()))
                 .collect();
+            // Past what it looked at, even where nothing was selected.
+            if copies.len() < available as usize {
+                if let Some(seen) = last_seen {
+                    next = next.max(seen + 1);
+                }
+            }
             let sent = copies.len() as u32;
             for (seq, body) in copies {
-                next = seq + 1;
+                next = next.max(seq + 1);
                 let mut msg = Msg::untracked(Chunks::One(body));
                 msg.charge.activate();
                 self.send(
@@ -227,10 +314,13 @@ impl Core {
                 if delay.is_zero() {
                     self.requeue(queue, entry);
                 } else {
-                    let Some(q) = self.queue_mut(queue) else { return };
+                    let Some(q) = self.queue_mut(queue) else {
+                        return;
+                    };
                     let seq = entry.seq;
                     q.delayed.insert(seq, entry);
-                    self.redeliveries.insert((Instant::now() + delay, queue, seq));
+                    self.redeliveries
+                        .insert((Instant::now() + delay, queue, seq));
                 }
             }
             // Released, modified without a failure, or anything else: back at once, in its place.
@@ -269,6 +359,7 @@ impl Core {
         limit: usize,
         result: store::Result<Vec<StoredMessage>>,
     ) {
+        self.paged_expiry.loads = self.paged_expiry.loads.saturating_sub(1);
         let Some(q) = self.queue_mut(key) else { return };
         q.paging.loading = false;
         let messages = match result {
@@ -287,13 +378,22 @@ impl Core {
                 continue;
             }
             last = Some(m.seq);
-            entries.push(Entry::from_stored(m));
+            if !q.paging.purged.contains(&m.seq) {
+                let mut e = Entry::from_stored(m);
+                // Delivered before a restart (see `restore`), read back only now.
+                if e.seq <= q.delivered_at_start {
+                    e.delivery_count = e.delivery_count.saturating_add(1);
+                }
+                entries.push(e);
+            }
         }
         q.paging.from = match (full_read, last) {
             (true, Some(last)) => last + 1,
             _ => upto + 1,
         };
         q.paging.count = q.paging.count.saturating_sub(entries.len() as u64);
+        let from = q.paging.from;
+        q.paging.purged.retain(|seq| *seq >= from);
         if !q.paging.active() {
             q.paging.count = 0;
             q.paging.bytes = 0;

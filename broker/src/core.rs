@@ -9,7 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_router::core::api::{Command, ConnId, CoreMsg, DeliveryKey, Event, LinkKey, LocalLink, Outbox};
+use shoal_router::core::api::{
+    Command, ConnId, CoreMsg, DeliveryKey, Event, LinkKey, LocalLink, Outbox,
+};
 use slab::Slab;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -19,7 +21,8 @@ use crate::clock::Clock;
 use crate::config::{AddressSettings, BrokerConfig};
 use crate::persist::{Batch, Done, Internal, Persister};
 use crate::queue::{Entry, Queue, QueueKey};
-use crate::ttl::ExpiryIndex;
+use crate::selector::Selector;
+use crate::ttl::{ExpiryIndex, PagedExpiry};
 
 /// Channel messages taken per wake-up before the end-of-pass work.
 const BATCH: usize = 64;
@@ -92,6 +95,8 @@ pub(crate) struct Consumer {
     pub drain: bool,
     /// Browsing (`distribution-mode: copy`): the next seq to show; nothing is consumed.
     pub browse: Option<u64>,
+    /// Only messages this selects (a selector on a queue; on a topic it filters the subscription instead).
+    pub selector: Option<Box<Selector>>,
 }
 
 impl Consumer {
@@ -141,6 +146,8 @@ pub(crate) struct Core {
     pub addresses: HashMap<String, Addr>,
     pub deliveries: Slab<Unacked>,
     pub expiry: ExpiryIndex,
+    /// When to purge paged-out messages through the store's TTL index.
+    pub paged_expiry: PagedExpiry,
     /// (due, queue, seq) of messages waiting out a redelivery delay.
     pub redeliveries: BTreeSet<(Instant, QueueKey, u64)>,
     /// Queues to pump at the end of the pass.
@@ -175,6 +182,7 @@ impl Core {
             addresses: HashMap::new(),
             deliveries: Slab::new(),
             expiry: ExpiryIndex::default(),
+            paged_expiry: PagedExpiry::default(),
             redeliveries: BTreeSet::new(),
             dirty: Vec::new(),
             batch: Batch::default(),
@@ -233,12 +241,13 @@ impl Core {
 
     fn next_wake(&self) -> Option<Instant> {
         let expiry = self.expiry.next().map(|ms| self.clock.instant_of(ms));
+        let stored = self.paged_expiry.due().map(|ms| self.clock.instant_of(ms));
         let redelivery = self.redeliveries.first().map(|(at, _, _)| *at);
-        let stall = self
-            .persist
-            .stalled()
-            .then(|| Instant::now() + STALL_RETRY);
-        [expiry, redelivery, stall].into_iter().flatten().min()
+        let stall = self.persist.stalled().then(|| Instant::now() + STALL_RETRY);
+        [expiry, stored, redelivery, stall]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle(&mut self, msg: CoreMsg) {
@@ -355,6 +364,7 @@ impl Core {
                     }
                 }
             }
+            Internal::Expired { result } => self.purge_paged(result),
             Internal::Loaded {
                 queue,
                 upto,
@@ -371,6 +381,9 @@ impl Core {
             for (queue, seq) in self.expiry.pop_due(now, PURGE_PER_PASS) {
                 self.expire_ready(queue, seq);
             }
+        }
+        if self.paged_expiry.start(now) {
+            self.persist.expired(now, PURGE_PER_PASS);
         }
         let now = Instant::now();
         while let Some((at, queue, seq)) = self.redeliveries.first().copied() {
@@ -410,11 +423,13 @@ impl Core {
     /// Queue-level work after a pump: read more of the paged region, rewrite the record, unblock senders.
     fn after_pump(&mut self, key: QueueKey) {
         let window = self.limits.window;
+        let may_load = self.paged_expiry.may_load();
         let Some(q) = self.queue_mut(key) else { return };
-        if q.wants_load(window) {
+        if q.wants_load(window) && may_load {
             q.paging.loading = true;
             let limit = window - q.ready.len();
             let (name, from, upto) = (q.name.clone(), q.paging.from, q.paging.committed);
+            self.paged_expiry.loads += 1;
             self.persist.load(key, name, from, upto, limit);
         }
         let Some(q) = self.queue_mut(key) else { return };

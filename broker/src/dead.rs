@@ -91,11 +91,11 @@ impl Core {
             shoal_amqp::message::read_header(&entry.body).unwrap_or_else(|_| Header::default());
         header.delivery_count = entry.delivery_count;
         header.ttl = None;
-        let body = match shoal_amqp::message::rewrite_message(&entry.body, Some(&header), &annotations)
-        {
-            Ok(b) => b,
-            Err(_) => entry.body.clone(),
-        };
+        let body =
+            match shoal_amqp::message::rewrite_message(&entry.body, Some(&header), &annotations) {
+                Ok(b) => b,
+                Err(_) => entry.body.clone(),
+            };
         let message = NewMessage {
             body,
             durable: entry.durable,

@@ -10,7 +10,10 @@ pub enum BrokerError {
     Io(#[from] std::io::Error),
     /// An address already exists with another kind (a queue cannot become a topic in place).
     #[error("address {name} exists as a {existing}")]
-    KindConflict { name: String, existing: &'static str },
+    KindConflict {
+        name: String,
+        existing: &'static str,
+    },
     /// A subscription names a topic that the broker does not hold.
     #[error("invalid address {name}: {reason}")]
     InvalidAddress { name: String, reason: String },

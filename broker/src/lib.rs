@@ -32,6 +32,7 @@ mod persist;
 mod produce;
 mod queue;
 mod restore;
+pub mod selector;
 pub mod stats;
 pub mod store;
 mod ttl;

@@ -9,6 +9,7 @@ use shoal_router::core::api::{
 use crate::core::{Addr, Consumer, Core, Link, LinkKind, Producer};
 use crate::meta::Role;
 use crate::queue::{Queue, QueueKey};
+use crate::selector::Selector;
 
 /// What a receiver's source asks for on a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,10 @@ pub(crate) fn subscription_for(
 ) -> SubscriptionRequest {
     let source = details.source.as_deref();
     let durable = source.is_some_and(|s| {
-        s.durable > 0 && s.expiry_policy.as_ref().is_some_and(|p| p.as_str() == "never")
+        s.durable > 0
+            && s.expiry_policy
+                .as_ref()
+                .is_some_and(|p| p.as_str() == "never")
     });
     let shared = has_capability(details, "shared");
     let link = details.link_name.as_str();
@@ -191,12 +195,22 @@ impl Core {
             .as_ref()
             .and_then(|s| s.distribution_mode.as_ref())
             .is_some_and(|m| m.as_str() == "copy");
-        let queue = match self.addresses.get(&address) {
-            Some(Addr::Queue(q)) => *q,
+        let filter = req
+            .details
+            .source
+            .as_ref()
+            .and_then(|s| s.filter.as_deref());
+        let selector = match Selector::from_filter(filter) {
+            Ok(s) => s,
+            Err(e) => return self.refuse(conn, local, condition::INVALID_FIELD, e.to_string()),
+        };
+        let (queue, selector) = match self.addresses.get(&address) {
+            Some(Addr::Queue(q)) => (*q, selector.map(Box::new)),
             Some(Addr::Topic(_)) => {
                 self.private_seq += 1;
                 let request = subscription_for(&address, &req.details, self.private_seq);
-                self.subscribe(&address, request)
+                // On a topic the selector decides what the subscription collects.
+                (self.subscribe(&address, request, selector), None)
             }
             None => return,
         };
@@ -206,6 +220,7 @@ impl Core {
             sent: 0,
             drain: false,
             browse: browse.then_some(0),
+            selector,
         });
         let key = self.add_link(conn, local, kind);
         if let Some(q) = self.queue_mut(queue) {
@@ -218,9 +233,21 @@ impl Core {
     }
 
     /// The subscription queue `request` names on `topic`, created (and joined to the topic) if new.
-    fn subscribe(&mut self, topic: &str, request: SubscriptionRequest) -> QueueKey {
-        if let Some(key) = self.queue_names.get(&request.name) {
-            return *key;
+    fn subscribe(
+        &mut self,
+        topic: &str,
+        request: SubscriptionRequest,
+        selector: Option<Selector>,
+    ) -> QueueKey {
+        if let Some(key) = self.queue_names.get(&request.name).copied() {
+            // An existing subscription's selector changes with its attach (JMS re-subscribes this way).
+            if let Some(q) = self.queue_mut(key) {
+                if q.filter != selector {
+                    q.filter = selector;
+                    q.record_dirty = true;
+                }
+            }
+            return key;
         }
         let settings = match self.addresses.get(topic) {
             Some(Addr::Topic(t)) => t.settings.clone(),
@@ -232,7 +259,13 @@ impl Core {
             durable: request.durable,
             shared: request.shared,
         };
-        let key = self.create_queue(request.name, role, settings);
+        let key = self.insert_queue(request.name, role, settings);
+        if let Some(q) = self.queue_mut(key) {
+            q.filter = selector;
+        }
+        if request.durable {
+            self.ensure_in_store(key);
+        }
         if let Some(Addr::Topic(t)) = self.addresses.get_mut(topic) {
             t.subs.push(key);
         }

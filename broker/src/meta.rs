@@ -52,6 +52,8 @@ pub(crate) struct QueueRecord {
     /// Every message with a seq up to this was handed to a consumer at least once (redelivered after a
     /// crash with a higher delivery-count).
     pub delivered: u64,
+    /// A subscription's selector.
+    pub selector: Option<String>,
 }
 
 fn escape(s: &str) -> String {
@@ -112,7 +114,11 @@ impl QueueRecord {
         }
         let _ = writeln!(s, "max_delivery_attempts={}", st.max_delivery_attempts);
         let _ = writeln!(s, "redelivery_delay_ms={}", ms(st.redelivery_delay));
-        let _ = writeln!(s, "redelivery_delay_multiplier={}", st.redelivery_delay_multiplier);
+        let _ = writeln!(
+            s,
+            "redelivery_delay_multiplier={}",
+            st.redelivery_delay_multiplier
+        );
         if let Some(d) = st.maximum_delivery_delay {
             let _ = writeln!(s, "maximum_delivery_delay_ms={}", ms(d));
         }
@@ -131,6 +137,9 @@ impl QueueRecord {
         };
         let _ = writeln!(s, "full_policy={policy}");
         let _ = writeln!(s, "delivered={}", self.delivered);
+        if let Some(sel) = &self.selector {
+            let _ = writeln!(s, "selector={}", escape(sel));
+        }
         Bytes::from(s)
     }
 
@@ -146,6 +155,7 @@ impl QueueRecord {
         let mut topic = String::new();
         let mut st = AddressSettings::default();
         let mut delivered = 0;
+        let mut selector = None;
         let dur = |v: &str| v.parse::<u64>().ok().map(Duration::from_millis);
         for line in lines {
             let Some((key, value)) = line.split_once('=') else {
@@ -178,6 +188,7 @@ impl QueueRecord {
                     }
                 }
                 "delivered" => delivered = value.parse().unwrap_or(0),
+                "selector" => selector = Some(unescape(value)),
                 _ => {}
             }
         }
@@ -195,6 +206,7 @@ impl QueueRecord {
             role,
             settings: st,
             delivered,
+            selector,
         })
     }
 }
@@ -230,6 +242,7 @@ mod tests {
                 role,
                 settings: settings.clone(),
                 delivered: 42,
+                selector: Some("color = 'red'\nAND x = 1".into()),
             };
             assert_eq!(QueueRecord::decode(&record.encode()), Some(record));
         }
@@ -237,6 +250,7 @@ mod tests {
             role: Role::Queue { auto: false },
             settings: AddressSettings::default(),
             delivered: 0,
+            selector: None,
         };
         assert_eq!(QueueRecord::decode(&defaults.encode()), Some(defaults));
     }

@@ -11,7 +11,7 @@ use shoal_router::core::api::LinkKey;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::queue::QueueKey;
-use crate::store::{self, GroupCommit, Op, Request, Store, StoredMessage, SubmitError};
+use crate::store::{self, Expired, GroupCommit, Op, Request, Store, StoredMessage, SubmitError};
 
 /// What to do once a batch is in the store.
 #[derive(Debug)]
@@ -41,6 +41,9 @@ impl Batch {
     }
 }
 
+/// Due entries of the store's TTL index with their messages, and the index's next deadline.
+pub(crate) type DueEntries = (Vec<(Expired, Option<StoredMessage>)>, Option<u64>);
+
 /// What the core hears back from storage.
 #[derive(Debug)]
 pub(crate) enum Internal {
@@ -48,6 +51,9 @@ pub(crate) enum Internal {
         done: Vec<Done>,
         result: store::Result<()>,
     },
+    /// Due entries of the store's TTL index, with the messages they name (`None`: already gone), and the
+    /// index's next deadline after them.
+    Expired { result: store::Result<DueEntries> },
     Loaded {
         queue: QueueKey,
         /// Only messages up to this seq count (later ones may not all be written yet).
@@ -122,6 +128,31 @@ impl Persister {
     /// Batches waiting for room in the writer's queue.
     pub fn stalled(&self) -> bool {
         !self.stalled.is_empty()
+    }
+
+    /// Read up to `limit` due entries of the store's TTL index (at `now`, ms) and their messages, on a
+    /// blocking thread.
+    pub fn expired(&self, now: u64, limit: usize) {
+        let store = Arc::clone(&self.store);
+        let internal = self.internal.clone();
+        tokio::spawn(async move {
+            let job = move || -> store::Result<_> {
+                let mut out = Vec::new();
+                for e in store.expired(now, limit)? {
+                    let message = store
+                        .scan(&e.queue, e.seq, 1)?
+                        .into_iter()
+                        .next()
+                        .filter(|m| m.seq == e.seq);
+                    out.push((e, message));
+                }
+                Ok((out, store.next_deadline()?))
+            };
+            let result = tokio::task::spawn_blocking(job)
+                .await
+                .unwrap_or_else(|e| Err(store::StoreError::Engine(e.to_string())));
+            let _ = internal.send(Internal::Expired { result }).await;
+        });
     }
 
     /// Read up to `limit` messages of `name` from `from`, on a blocking thread.

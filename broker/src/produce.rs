@@ -165,7 +165,10 @@ impl Core {
         };
         match self.publish(&address, message) {
             Ok(placed) if placed.written => {
-                self.batch.done.push(Done::Stored { link, delivery_id: delivery });
+                self.batch.done.push(Done::Stored {
+                    link,
+                    delivery_id: delivery,
+                });
             }
             Ok(_) => self.stored(link, delivery, true),
             Err(Refusal::NotFound) => self.refused(
@@ -190,7 +193,14 @@ impl Core {
             let state = DeliveryState::Rejected {
                 error: Some(AmqpError::new(cond, text)),
             };
-            self.send(conn, Command::Settle { local, delivery_id, state });
+            self.send(
+                conn,
+                Command::Settle {
+                    local,
+                    delivery_id,
+                    state,
+                },
+            );
         }
         self.slot_returned(link);
     }
@@ -209,7 +219,14 @@ impl Core {
                     )),
                 }
             };
-            self.send(conn, Command::Settle { local, delivery_id, state });
+            self.send(
+                conn,
+                Command::Settle {
+                    local,
+                    delivery_id,
+                    state,
+                },
+            );
         }
         self.slot_returned(link);
     }
@@ -243,7 +260,13 @@ impl Core {
             return;
         }
         p.credit += free;
-        self.send(conn, Command::Grant { local, credit: free });
+        self.send(
+            conn,
+            Command::Grant {
+                local,
+                credit: free,
+            },
+        );
     }
 
     /// The address is full and its policy is to block senders.
@@ -260,7 +283,11 @@ impl Core {
     }
 
     /// Put a message into the queue(s) of `address`.
-    pub(crate) fn publish(&mut self, address: &str, message: NewMessage) -> Result<Placed, Refusal> {
+    pub(crate) fn publish(
+        &mut self,
+        address: &str,
+        message: NewMessage,
+    ) -> Result<Placed, Refusal> {
         if !self.addresses.contains_key(address) {
             if !self.limits.auto_create {
                 return Err(Refusal::NotFound);
@@ -269,7 +296,16 @@ impl Core {
         }
         let targets: Vec<QueueKey> = match self.addresses.get(address) {
             Some(Addr::Queue(q)) => vec![*q],
-            Some(Addr::Topic(t)) => t.subs.clone(),
+            Some(Addr::Topic(t)) => t
+                .subs
+                .iter()
+                .copied()
+                .filter(|q| {
+                    self.queue(*q)
+                        .and_then(|q| q.filter.as_ref())
+                        .is_none_or(|f| f.matches(&message.body))
+                })
+                .collect(),
             None => return Err(Refusal::NotFound),
         };
         let rejects = |q: &QueueKey| {
@@ -336,6 +372,7 @@ impl Core {
             self.expiry.insert(expires_at, key, seq);
         } else {
             q.page_out(seq, entry.size());
+            self.paged_expiry.note(expires_at);
             self.batch.done.push(Done::Paged { queue: key, seq });
         }
         self.batch.ops.push(op);

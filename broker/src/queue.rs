@@ -13,6 +13,7 @@ use shoal_router::core::api::LinkKey;
 
 use crate::config::AddressSettings;
 use crate::meta::{QueueRecord, Role};
+use crate::selector::Selector;
 use crate::stats::QueueCounters;
 use crate::store::StoredMessage;
 
@@ -99,6 +100,8 @@ pub(crate) struct Paging {
     pub bytes: u64,
     /// A read of the region is on its way.
     pub loading: bool,
+    /// Seqs in the region the purge removed whose `Delete` may not be written yet: a read must skip them.
+    pub purged: std::collections::BTreeSet<u64>,
 }
 
 impl Paging {
@@ -135,6 +138,10 @@ pub(crate) struct Queue {
     /// The highest seq handed to a consumer, and the last value written to the store.
     pub delivered: u64,
     pub delivered_saved: u64,
+    /// The watermark found at start: stored messages up to it may have reached a consumer before.
+    pub delivered_at_start: u64,
+    /// A subscription collects only what this selects.
+    pub filter: Option<Selector>,
     /// Listed in the core's set of queues to pump at the end of the batch.
     pub dirty: bool,
     /// Settings changed (or the watermark moved): rewrite the queue's record.
@@ -162,6 +169,8 @@ impl Queue {
             counters: QueueCounters::default(),
             delivered: 0,
             delivered_saved: 0,
+            delivered_at_start: 0,
+            filter: None,
             dirty: false,
             record_dirty: false,
         }
@@ -172,6 +181,7 @@ impl Queue {
             role: self.role.clone(),
             settings: self.settings.clone(),
             delivered: self.delivered,
+            selector: self.filter.as_ref().map(|s| s.text().to_owned()),
         }
     }
 
@@ -210,6 +220,14 @@ impl Queue {
         self.paging.last = seq;
         self.paging.count += 1;
         self.paging.bytes += size;
+    }
+
+    /// `seq` is in the paged region and written (so the purge may take it).
+    pub fn paged_out(&self, seq: u64) -> bool {
+        self.paging.active()
+            && (self.paging.from..=self.paging.last).contains(&seq)
+            && seq <= self.paging.committed
+            && !self.paging.purged.contains(&seq)
     }
 
     /// The window is low and the paged region can be read.
@@ -285,7 +303,12 @@ mod tests {
 
     #[test]
     fn paging_tracks_its_region() {
-        let mut q = Queue::new(1, "q".into(), Role::Queue { auto: false }, AddressSettings::default());
+        let mut q = Queue::new(
+            1,
+            "q".into(),
+            Role::Queue { auto: false },
+            AddressSettings::default(),
+        );
         assert!(q.window_has_room(1));
         assert!(!q.paging.active());
         let s1 = q.take_seq();

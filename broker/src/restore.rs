@@ -16,15 +16,25 @@ pub(crate) struct Restored {
     pub last_seq: Option<u64>,
 }
 
+/// What the store holds at start.
+pub(crate) struct Snapshot {
+    pub queues: Vec<Restored>,
+    /// The earliest deadline in the store's TTL index.
+    pub next_deadline: Option<u64>,
+}
+
 /// Read every queue and its first `window` messages (blocking: run it on a blocking thread).
-pub(crate) fn read(store: &dyn Store, window: usize) -> store::Result<Vec<Restored>> {
+pub(crate) fn read(store: &dyn Store, window: usize) -> store::Result<Snapshot> {
     let mut out = Vec::new();
     for meta in store.queues()? {
         let record = QueueRecord::decode(&meta.config);
         // A private subscription dies with the process: nothing of it is read, it is deleted below.
         let keep = record.as_ref().is_none_or(|r| r.role.durable());
         let (first, last_seq) = if keep {
-            (store.scan(&meta.name, 0, window)?, store.last_seq(&meta.name)?)
+            (
+                store.scan(&meta.name, 0, window)?,
+                store.last_seq(&meta.name)?,
+            )
         } else {
             (Vec::new(), None)
         };
@@ -35,19 +45,25 @@ pub(crate) fn read(store: &dyn Store, window: usize) -> store::Result<Vec<Restor
             last_seq,
         });
     }
-    Ok(out)
+    Ok(Snapshot {
+        queues: out,
+        next_deadline: store.next_deadline()?,
+    })
 }
 
 impl Core {
     /// Rebuild the queues read by [`read`].
-    pub(crate) fn restore(&mut self, restored: Vec<Restored>) {
-        for r in restored {
+    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
+        // Paged-out messages with deadlines are the store index's to find.
+        self.paged_expiry.note(snapshot.next_deadline);
+        for r in snapshot.queues {
             let record = r.record.unwrap_or_else(|| {
                 tracing::warn!(queue = %r.name, "unreadable queue record; restoring as a plain queue");
                 QueueRecord {
                     role: Role::Queue { auto: true },
                     settings: Default::default(),
                     delivered: 0,
+                    selector: None,
                 }
             });
             if !record.role.durable() {
@@ -55,6 +71,13 @@ impl Core {
                 continue;
             }
             let key = self.insert_queue(r.name.clone(), record.role.clone(), record.settings);
+            let filter = record
+                .selector
+                .as_deref()
+                .and_then(|text| crate::selector::Selector::parse(text).ok());
+            if let Some(q) = self.queue_mut(key) {
+                q.filter = filter;
+            }
             self.restore_messages(key, record.delivered, r.first, r.last_seq);
             match &record.role {
                 Role::Queue { .. } | Role::Subscription { declared: true, .. } => {
@@ -92,6 +115,7 @@ impl Core {
         q.in_store = true;
         q.delivered = delivered;
         q.delivered_saved = delivered;
+        q.delivered_at_start = delivered;
         q.ready = ready;
         let last = last_seq.unwrap_or(0).max(top);
         q.next_seq = last.max(delivered) + 1;
@@ -124,6 +148,7 @@ mod tests {
             role: Role::Queue { auto: false },
             settings: AddressSettings::default(),
             delivered: 2,
+            selector: None,
         };
         let private = QueueRecord {
             role: Role::Subscription {
@@ -134,6 +159,7 @@ mod tests {
             },
             settings: AddressSettings::default(),
             delivered: 0,
+            selector: None,
         };
         let mut ops = vec![
             Op::CreateQueue(QueueMeta {
@@ -159,7 +185,7 @@ mod tests {
             }
         }
         store.write(&ops, true).unwrap();
-        let restored = read(&store, 3).unwrap();
+        let restored = read(&store, 3).unwrap().queues;
         assert_eq!(restored.len(), 2);
         let q = restored.iter().find(|r| r.name == "q").unwrap();
         assert_eq!(q.first.len(), 3);

@@ -9,11 +9,12 @@ pub struct QueueCounters {
     pub delivered: u64,
     /// Messages consumed (accepted).
     pub acked: u64,
-    /// Messages that expired (moved to the expiry address or dropped).
+    /// Messages that expired (moved to the expiry address, or dropped when there is none).
     pub expired: u64,
-    /// Messages moved to the dead-letter address (rejected, or out of attempts).
+    /// Messages rejected or out of delivery attempts (moved to the dead-letter address, or dropped when there
+    /// is none).
     pub dead_lettered: u64,
-    /// Messages dropped because there was nowhere to move them (no dead-letter/expiry address).
+    /// Of the expired and dead-lettered, those dropped because there was nowhere to move them.
     pub dropped: u64,
     /// Deliveries that came back (released, modified).
     pub redelivered: u64,

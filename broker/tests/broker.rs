@@ -1,10 +1,10 @@
 //! The broker over real AMQP: shoal-client (and a raw-frame receiver for source options the client does not
 //! expose) against an in-process broker on 127.0.0.1:0.
 
-#[path = "broker/support.rs"]
-mod support;
 #[path = "broker/raw.rs"]
 mod raw;
+#[path = "broker/support.rs"]
+mod support;
 
 #[path = "broker/durability.rs"]
 mod durability;

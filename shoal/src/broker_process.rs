@@ -18,7 +18,11 @@ pub struct BrokerProcess {
 }
 
 /// Open the store in `<data_dir>/broker`, declare the broker addresses of `manifests`, and listen.
-pub async fn start(data_dir: &Path, listen: SocketAddr, manifests: &[PathBuf]) -> anyhow::Result<BrokerProcess> {
+pub async fn start(
+    data_dir: &Path,
+    listen: SocketAddr,
+    manifests: &[PathBuf],
+) -> anyhow::Result<BrokerProcess> {
     let addresses = manifest::load_paths(manifests)?
         .iter()
         .filter_map(|m| match m {
@@ -26,7 +30,8 @@ pub async fn start(data_dir: &Path, listen: SocketAddr, manifests: &[PathBuf]) -
         })
         .collect();
     let path = data_dir.join("broker");
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let store = tokio::task::spawn_blocking({
         let path = path.clone();
         move || shoal_broker::store::RocksStore::open(&path)

@@ -223,7 +223,10 @@ pub async fn delete(
         .await?;
     }
     state.router.delete_address(&key).await?;
-    if let (Some(broker), Some(held)) = (&state.broker, addresses.get(&key).and_then(to_broker_address)) {
+    if let (Some(broker), Some(held)) = (
+        &state.broker,
+        addresses.get(&key).and_then(to_broker_address),
+    ) {
         broker.delete_address(&held.name).await?;
     }
     let removed = addresses.remove(&key);

@@ -164,10 +164,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn broker(args: BrokerArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let signals = Signals::new()?;
-        let broker = shoal::broker_process::start(&args.data_dir, args.amqp_listen, &args.manifests).await?;
+        let broker =
+            shoal::broker_process::start(&args.data_dir, args.amqp_listen, &args.manifests).await?;
         println!("amqp listening on {}", broker.amqp);
         println!("ready");
         signals.wait().await;

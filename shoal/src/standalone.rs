@@ -32,6 +32,9 @@ pub struct Options {
     pub drain_grace: Duration,
     /// Where queues, topics and subscriptions live.
     pub broker: BrokerSetup,
+    /// Keep the in-process broker's messages in memory instead of RocksDB (tests that need no durability:
+    /// faster, and no storage engine left open when a test process exits).
+    pub broker_in_memory: bool,
 }
 
 /// Where the broker behind `queue`, `topic` and `subscription` addresses runs.
@@ -62,6 +65,7 @@ impl Default for Options {
             allow_anonymous: false,
             drain_grace: Duration::from_secs(5),
             broker: BrokerSetup::InProcess,
+            broker_in_memory: false,
         }
     }
 }
@@ -112,7 +116,7 @@ impl Standalone {
         let mut router = Router::start(config);
         let broker = match &opts.broker {
             BrokerSetup::InProcess => {
-                let broker = start_broker(&opts.data_dir).await?;
+                let broker = start_broker(&opts.data_dir, opts.broker_in_memory).await?;
                 let listening = broker.1;
                 router.connect_route_container(BROKER.into(), listening);
                 Some(broker.0)
@@ -125,7 +129,11 @@ impl Standalone {
             }
         };
         let ready = Arc::new(AtomicBool::new(false));
-        let mut admin = AdminState::new(router.handle(), Arc::clone(&ready), Some(opts.data_dir.clone()));
+        let mut admin = AdminState::new(
+            router.handle(),
+            Arc::clone(&ready),
+            Some(opts.data_dir.clone()),
+        );
         admin.broker = broker.as_ref().map(Broker::handle);
         let admin = Arc::new(admin);
         http::restore(&admin).await?;
@@ -187,19 +195,27 @@ impl Standalone {
 }
 
 /// The in-process broker: its store in `<data-dir>/broker`, its AMQP listener on an ephemeral loopback port.
-async fn start_broker(data_dir: &std::path::Path) -> anyhow::Result<(Broker, SocketAddr)> {
-    let path = data_dir.join("broker");
-    let store = tokio::task::spawn_blocking({
-        let path = path.clone();
-        move || shoal_broker::store::RocksStore::open(&path)
-    })
-    .await?
-    .with_context(|| format!("opening the broker store in {}", path.display()))?;
+async fn start_broker(
+    data_dir: &std::path::Path,
+    in_memory: bool,
+) -> anyhow::Result<(Broker, SocketAddr)> {
+    let store: Arc<dyn shoal_broker::store::Store> = if in_memory {
+        Arc::new(shoal_broker::store::MemoryStore::new())
+    } else {
+        let path = data_dir.join("broker");
+        let store = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || shoal_broker::store::RocksStore::open(&path)
+        })
+        .await?
+        .with_context(|| format!("opening the broker store in {}", path.display()))?;
+        Arc::new(store)
+    };
     let server = RouterConfig {
         container_id: "shoal-broker".into(),
         ..RouterConfig::default()
     };
-    let mut broker = Broker::start(BrokerConfig::default(), Arc::new(store), server).await?;
+    let mut broker = Broker::start(BrokerConfig::default(), store, server).await?;
     let bound = broker.listen(([127, 0, 0, 1], 0).into()).await?;
     Ok((broker, bound.local_addr))
 }

@@ -23,6 +23,8 @@ impl TestShoal {
         let dir = tempfile::tempdir().expect("a temporary data dir");
         let mut opts = Options::ephemeral(dir.path().to_path_buf());
         opts.drain_grace = Duration::from_secs(2);
+        // Tests drop their Shoal without an orderly shutdown: no RocksDB left open at process exit.
+        opts.broker_in_memory = true;
         tweak(&mut opts);
         let shoal = Standalone::start(opts).await.expect("shoal starts");
         TestShoal { shoal, _dir: dir }

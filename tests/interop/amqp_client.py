@@ -34,7 +34,21 @@ def outcome(delivery):
     return OUTCOME.get(delivery.remote_state, str(delivery.remote_state))
 
 
-class Inbox(Handler):
+def _mark_remote_detach(link):
+    # A detach that does not close (closed=false) leaves Proton's endpoint state as it
+    # was, so remember it for `Harness.detach`.
+    link.remote_detached = True
+
+
+class LinkEvents(Handler):
+    """Link-level handler for links the harness creates: notes a peer's detach (link
+    events go to the link's handler, not the container's)."""
+
+    def on_link_remote_detach(self, event):
+        _mark_remote_detach(event.link)
+
+
+class Inbox(LinkEvents):
     """Per-receiver handler: decodes complete incoming messages into a list.
 
     With `accept=True` each message is accepted and settled as it arrives;
@@ -89,6 +103,9 @@ class _Global(Handler):
             self.harness.errors.append(("link", link.remote_condition))
         if link.state & Endpoint.LOCAL_ACTIVE:
             link.close()
+
+    def on_link_remote_detach(self, event):
+        _mark_remote_detach(event.link)
 
     def on_session_remote_close(self, event):
         ssn = event.session
@@ -166,7 +183,7 @@ class Harness:
 
     def sender(self, conn, address, presettled=False, name=None, wait_open=True):
         options = [AtMostOnce()] if presettled else None
-        snd = self.container.create_sender(conn, address, name=name, options=options, handler=Handler())
+        snd = self.container.create_sender(conn, address, name=name, options=options, handler=LinkEvents())
         if wait_open:
             self.wait_link_open(snd)
         return snd
@@ -186,6 +203,15 @@ class Harness:
         if wait_open:
             self.wait_link_open(rcv)
         return rcv
+
+    def detach(self, link):
+        """Detach `link` without closing it (a durable subscription stays) and wait for
+        the peer's detach."""
+        link.detach()
+        self.wait(
+            lambda: getattr(link, "remote_detached", False) or link.state & Endpoint.REMOTE_CLOSED,
+            what=f"the peer to detach link {link.name}",
+        )
 
     def wait_link_open(self, link):
         self.wait(

@@ -77,8 +77,7 @@ def test_durable_subscription_survives_detach_and_restart(shoal_factory, manifes
     assert sub.inbox.bodies == ["n1", "n2"]
 
     # Detach (not close): the subscription stays and keeps collecting.
-    sub.detach()
-    amqp.wait(lambda: sub.state & sub.REMOTE_CLOSED, what="durable subscriber to detach")
+    amqp.detach(sub)
     publish(amqp, snd, ["n3", "n4"])
 
     shoal = restart(shoal_factory, shoal, data, "-f", folder)
@@ -97,8 +96,7 @@ def test_durable_subscription_is_per_container_id(shoal_factory, manifests, amqp
         amqp.connect(shoal.url, container_id=CLIENT_ID), "news", credit=10, accept=True,
         name=SUB_NAME, options=[DurableSubscription()],
     )
-    mine.detach()
-    amqp.wait(lambda: mine.state & mine.REMOTE_CLOSED, what="durable subscriber to detach")
+    amqp.detach(mine)
     snd = amqp.sender(amqp.connect(shoal.url), "news")
     publish(amqp, snd, ["for-audit-client"])
 

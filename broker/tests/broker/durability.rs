@@ -105,7 +105,10 @@ async fn non_durable_messages_do_not_wait_for_a_sync() {
     let s = sender(&conn, "q").await;
     // The gate stays closed: only memory is involved.
     let d = s.send(&message("light", false), false).await.unwrap();
-    let state = tokio::time::timeout(WAIT, d.outcome()).await.unwrap().unwrap();
+    let state = tokio::time::timeout(WAIT, d.outcome())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state, DeliveryState::Accepted);
     gated.open_gate();
 }
@@ -130,8 +133,7 @@ async fn restart_keeps_messages(store: Arc<dyn Store>) {
     let got = recv_texts(&r, 2).await;
     r.accept(&got[0].0).await.unwrap();
     // got[1] stays unsettled. Make sure the broker saw the accept before it stops.
-    let probe = conn.receiver("q", 0).await.unwrap();
-    drop(probe);
+    round_trip(&conn, "q").await;
     let b = b.restart().await;
 
     let conn = b.connect().await;

@@ -36,6 +36,7 @@ async fn a_full_queue_rejects_with_resource_limit_exceeded() {
     let r = conn.receiver("q", 1).await.unwrap();
     let got = recv(&r).await;
     r.accept(&got).await.unwrap();
+    round_trip(&conn, "q").await;
     assert_eq!(b.stats("q").await.unwrap().depth, 2);
     send_accepted(&s, &["0123456789"]).await;
     assert_eq!(b.stats("q").await.unwrap().depth, 3);

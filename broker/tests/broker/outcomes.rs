@@ -43,7 +43,11 @@ async fn released_comes_back_first_with_the_same_delivery_count() {
     r.flow(1).await.unwrap();
     let again = recv(&r).await;
     assert_eq!(text(&again), "a", "released goes back to the front");
-    assert_eq!(delivery_count(&again), 0, "a release is not a failed attempt");
+    assert_eq!(
+        delivery_count(&again),
+        0,
+        "a release is not a failed attempt"
+    );
     r.accept(&again).await.unwrap();
     r.flow(1).await.unwrap();
     assert_eq!(text(&recv(&r).await), "b");
@@ -59,7 +63,11 @@ async fn modified_failed_counts_an_attempt_and_dead_letters_at_the_limit() {
     for attempt in 0..3 {
         let d = recv(&r).await;
         assert_eq!(text(&d), "poison");
-        assert_eq!(delivery_count(&d), attempt, "each failure shows in the header");
+        assert_eq!(
+            delivery_count(&d),
+            attempt,
+            "each failure shows in the header"
+        );
         r.modify(&d, true, false).await.unwrap();
         r.flow(1).await.unwrap();
     }

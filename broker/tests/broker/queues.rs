@@ -167,3 +167,48 @@ async fn a_small_window_pages_to_the_store_and_keeps_order() {
     assert_empty(&r).await;
     assert_eq!(b.stats("deep").await.unwrap().depth, 0);
 }
+
+#[tokio::test]
+async fn addresses_are_managed_at_run_time() {
+    let b = start(config(vec![])).await;
+    let handle = b.broker.handle();
+    handle
+        .set_address(BrokerAddress::queue("late"))
+        .await
+        .unwrap();
+    let conn = b.connect().await;
+    let s = sender(&conn, "late").await;
+    send_accepted(&s, &["kept"]).await;
+    // Same kind: settings change in place, messages stay.
+    let settings = shoal_broker::AddressSettings {
+        max_delivery_attempts: 2,
+        ..Default::default()
+    };
+    handle
+        .set_address(BrokerAddress::queue("late").with_settings(settings.clone()))
+        .await
+        .unwrap();
+    assert_eq!(b.stats("late").await.unwrap().depth, 1);
+    let listed = handle.addresses().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].settings, settings);
+    // Another kind under the same name is refused.
+    let e = handle
+        .set_address(BrokerAddress::topic("late"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, shoal_broker::BrokerError::KindConflict { .. }),
+        "{e}"
+    );
+
+    // Deleting it detaches its links with resource-deleted and drops its messages.
+    let r = conn.receiver("late", 0).await.unwrap();
+    assert!(handle.delete_address("late").await.unwrap());
+    let e = tokio::time::timeout(WAIT, r.detached()).await.unwrap();
+    assert_eq!(e.condition(), Some(shoal_amqp::condition::RESOURCE_DELETED));
+    let e = tokio::time::timeout(WAIT, s.detached()).await.unwrap();
+    assert_eq!(e.condition(), Some(shoal_amqp::condition::RESOURCE_DELETED));
+    assert!(b.stats("late").await.is_none());
+    assert!(!handle.delete_address("late").await.unwrap());
+}

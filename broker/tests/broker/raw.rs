@@ -25,6 +25,7 @@ pub struct SourceSpec {
     pub durable: bool,
     pub shared: bool,
     pub browse: bool,
+    pub filter: Option<Vec<(Symbol, shoal_amqp::Value)>>,
 }
 
 pub fn source(address: &str, spec: &SourceSpec) -> Source {
@@ -34,6 +35,7 @@ pub fn source(address: &str, spec: &SourceSpec) -> Source {
         expiry_policy: spec.durable.then(|| Symbol::from("never")),
         distribution_mode: spec.browse.then(|| Symbol::from("copy")),
         capabilities: spec.shared.then(|| vec![Symbol::from("shared")]),
+        filter: spec.filter.clone(),
         ..Source::default()
     }
 }

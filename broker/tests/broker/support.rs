@@ -8,7 +8,7 @@ use bytes::Bytes;
 use shoal_amqp::{Body, Header, MessageBuilder};
 use shoal_broker::store::{MemoryStore, Store};
 use shoal_broker::{Broker, BrokerConfig, QueueStats};
-use shoal_client::{ConnectOptions, Connection, Receiver, Received, Sender, SenderOptions};
+use shoal_client::{ConnectOptions, Connection, Received, Receiver, Sender, SenderOptions};
 use shoal_router::RouterConfig;
 
 /// How long a test waits for something that should happen (real time).
@@ -95,9 +95,9 @@ pub fn message(text: &str, durable: bool) -> MessageBuilder {
     }
 }
 
-/// A durable message with a TTL.
+/// A non-durable message with a TTL (see [`send_accepted_paused`] for why non-durable).
 pub fn message_ttl(text: &str, ttl: Duration) -> MessageBuilder {
-    let mut m = message(text, true);
+    let mut m = message(text, false);
     if let Some(h) = m.header.as_mut() {
         h.ttl = Some(ttl.as_millis() as u32);
     }
@@ -139,17 +139,30 @@ pub async fn send_accepted(sender: &Sender, texts: &[&str]) {
     }
 }
 
-/// [`send_accepted`] for tests on paused time: no deadline (with the clock paused, tokio jumps to the next
-/// timer whenever every task waits, e.g. on the store writer's thread, so a deadline would pass at once).
+/// [`send_accepted`] for tests on paused time. With the clock paused, tokio jumps to the next timer whenever
+/// every task waits on something outside the runtime, such as the store writer's thread. So tests on paused
+/// time send non-durable messages (kept in memory: nothing waits for the writer) and set no deadlines.
 pub async fn send_accepted_paused(sender: &Sender, texts: &[&str]) {
     let mut pending = Vec::new();
     for t in texts {
-        pending.push(sender.send(&message(t, true), false).await.expect("send"));
+        pending.push(sender.send(&message(t, false), false).await.expect("send"));
     }
     for d in pending {
         let state = d.outcome().await.expect("outcome");
         assert_eq!(state, shoal_amqp::DeliveryState::Accepted);
     }
+}
+
+/// How long (in virtual time) a test on paused time waits for something: beyond every deadline the tests set,
+/// and well before the test server's connection timers. So a broken broker fails the test instead of hanging it.
+pub const PAUSED_WAIT: Duration = Duration::from_secs(3600);
+
+/// The next delivery, on paused time.
+pub async fn recv_paused(r: &Receiver) -> Received {
+    tokio::time::timeout(PAUSED_WAIT, r.recv())
+        .await
+        .expect("a delivery within the virtual deadline")
+        .expect("a delivery")
 }
 
 /// The next delivery (real-time bound).
@@ -180,6 +193,13 @@ pub async fn assert_empty(r: &Receiver) {
         .expect("drain");
     assert_eq!(got, 0, "nothing more was expected");
     assert_eq!(r.queued(), 0);
+}
+
+/// A round trip through the broker core on `conn`: everything `conn` sent before (dispositions, flows) has
+/// been processed when this returns. (An attach of a receiver without credit on queue `queue`.)
+pub async fn round_trip(conn: &Connection, queue: &str) {
+    let probe = conn.receiver(queue, 0).await.expect("probe attaches");
+    probe.detach(true).await.expect("probe detaches");
 }
 
 pub fn texts(n: usize, prefix: &str) -> Vec<String> {

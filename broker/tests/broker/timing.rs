@@ -36,20 +36,23 @@ async fn a_failed_message_waits_out_its_redelivery_delay() {
     let failed_at = Instant::now();
     r.flow(2).await.unwrap();
     // Meanwhile the queue goes on with the next message.
-    let next = r.recv().await.unwrap();
+    let next = recv_paused(&r).await;
     assert_eq!(text(&next), "next");
     r.accept(&next).await.unwrap();
-    let again = r.recv().await.unwrap();
+    let again = recv_paused(&r).await;
     assert_eq!(text(&again), "slow");
     assert_eq!(delivery_count(&again), 1);
     let waited = failed_at.elapsed();
-    assert!(waited >= Duration::from_secs(10), "redelivered after {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(10),
+        "redelivered after {waited:?}"
+    );
 
     // Second failure: 10 s * 3 = 30 s, capped at 20 s.
     r.modify(&again, true, false).await.unwrap();
     let failed_at = Instant::now();
     r.flow(1).await.unwrap();
-    let third = r.recv().await.unwrap();
+    let third = recv_paused(&r).await;
     let waited = failed_at.elapsed();
     assert_eq!(delivery_count(&third), 2);
     assert!(
@@ -85,23 +88,34 @@ async fn expired_messages_go_to_the_expiry_address_and_are_never_delivered() {
             .send(&message_ttl(t, Duration::from_secs(ttl)), false)
             .await
             .unwrap();
-        assert_eq!(d.outcome().await.unwrap(), shoal_amqp::DeliveryState::Accepted);
+        assert_eq!(
+            d.outcome().await.unwrap(),
+            shoal_amqp::DeliveryState::Accepted
+        );
     }
     // The purge moves the short one when its deadline passes (the clock jumps there: nothing else is due).
-    let moved = dead.recv().await.unwrap();
+    let moved = recv_paused(&dead).await;
     assert!(sent_at.elapsed() >= Duration::from_secs(5));
     assert_eq!(text(&moved), "short");
     let m = moved.message().unwrap();
-    let keys: Vec<&str> = m.message_annotations.iter().map(|(k, _)| k.as_str()).collect();
+    let keys: Vec<&str> = m
+        .message_annotations
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
     assert!(keys.contains(&EXPIRED), "{keys:?}");
     assert!(m
         .message_annotations
         .contains(&(ORIGINAL_ADDRESS.into(), Value::String("q".into()))));
-    assert_eq!(m.header.and_then(|h| h.ttl), None, "the moved copy has no TTL left");
+    assert_eq!(
+        m.header.and_then(|h| h.ttl),
+        None,
+        "the moved copy has no TTL left"
+    );
 
     // Only the live message is delivered.
     r.flow(5).await.unwrap();
-    let live = r.recv().await.unwrap();
+    let live = recv_paused(&r).await;
     assert_eq!(text(&live), "long");
     let stats = b.stats("q").await.unwrap();
     assert_eq!(stats.counters.expired, 1);
@@ -123,15 +137,18 @@ async fn an_unsettled_message_that_expires_meanwhile_is_not_delivered_again() {
         .await
         .unwrap();
     d.outcome().await.unwrap();
-    let got = r.recv().await.unwrap();
+    let got = recv_paused(&r).await;
     tokio::time::advance(Duration::from_secs(3)).await;
     r.release(&got).await.unwrap();
     send_accepted_paused(&s, &["after"]).await;
     r.flow(1).await.unwrap();
-    assert_eq!(text(&r.recv().await.unwrap()), "after");
+    assert_eq!(text(&recv_paused(&r).await), "after");
     let stats = b.stats("q").await.unwrap();
     assert_eq!(stats.counters.expired, 1);
-    assert_eq!(stats.counters.dropped, 1, "no expiry address: dropped and counted");
+    assert_eq!(
+        stats.counters.dropped, 1,
+        "no expiry address: dropped and counted"
+    );
 }
 
 #[tokio::test]
@@ -156,11 +173,63 @@ async fn queue_ttl_limits_clamp_the_messages_own() {
     let start = Instant::now();
     // No TTL of its own: the queue's maximum applies.
     send_accepted_paused(&s, &["forever?"]).await;
-    let moved = dead.recv().await.unwrap();
+    let moved = recv_paused(&dead).await;
     assert_eq!(text(&moved), "forever?");
     let after = start.elapsed();
     assert!(
         after >= Duration::from_secs(60) && after < Duration::from_secs(120),
         "expired after {after:?}"
     );
+}
+
+#[tokio::test]
+async fn paged_out_messages_expire_through_the_store_index() {
+    let settings = AddressSettings {
+        expiry_address: Some("expired".into()),
+        ..AddressSettings::default()
+    };
+    let b = start(BrokerConfig {
+        addresses: vec![
+            BrokerAddress::queue("q").with_settings(settings),
+            BrokerAddress::queue("expired"),
+        ],
+        window: 4,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let conn = b.connect().await;
+    let s = sender(&conn, "q").await;
+    // The window fills with messages that do not expire (and nobody consumes them, so it never drains).
+    send_accepted(&s, &["w1", "w2", "w3", "w4"]).await;
+    let dead = conn.receiver("expired", 10).await.unwrap();
+    tokio::time::pause();
+    let sent_at = Instant::now();
+    for t in ["p1", "p2"] {
+        let d = s
+            .send(&message_ttl(t, Duration::from_secs(30)), false)
+            .await
+            .unwrap();
+        d.outcome().await.unwrap();
+    }
+    // (The clock may already have jumped to their deadline while the store wrote them: no stats here.)
+    let got = [recv_paused(&dead).await, recv_paused(&dead).await];
+    assert!(sent_at.elapsed() >= Duration::from_secs(30));
+    assert_eq!(got.iter().map(text).collect::<Vec<_>>(), ["p1", "p2"]);
+    let stats = b.stats("q").await.unwrap();
+    assert_eq!(
+        (stats.depth, stats.paged, stats.counters.expired),
+        (4, 0, 2)
+    );
+    // The window still has its four, in order, and nothing expired comes after them.
+    let r = conn.receiver("q", 10).await.unwrap();
+    let left: Vec<String> = [
+        recv_paused(&r).await,
+        recv_paused(&r).await,
+        recv_paused(&r).await,
+        recv_paused(&r).await,
+    ]
+    .iter()
+    .map(text)
+    .collect();
+    assert_eq!(left, ["w1", "w2", "w3", "w4"]);
 }

@@ -54,6 +54,7 @@ async fn a_private_subscription_vanishes_on_detach() {
     let s = sender(&conn, "news").await;
     send_accepted(&s, &["before"]).await;
     r.detach(true).await.unwrap();
+    round_trip(&conn, "q").await;
     assert_eq!(subs(b.broker.handle().stats().await.unwrap()), 0);
     send_accepted(&s, &["while away"]).await;
     // A new plain receiver starts from now: nothing of what came before.
@@ -125,7 +126,91 @@ async fn browsing_reads_without_consuming() {
 
     // All three are still there for a consumer.
     let r = conn.receiver("q", 10).await.unwrap();
-    let got: Vec<String> = recv_texts(&r, 3).await.into_iter().map(|(_, t)| t).collect();
+    let got: Vec<String> = recv_texts(&r, 3)
+        .await
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
     assert_eq!(got, ["x", "y", "z"]);
     assert_eq!(b.stats("q").await.unwrap().counters.delivered, 3);
+}
+
+fn colored(text: &str, color: &str) -> shoal_amqp::MessageBuilder {
+    let mut m = message(text, true);
+    m.application_properties = vec![("color".into(), shoal_amqp::Value::String(color.into()))];
+    m
+}
+
+fn selector(s: &str) -> Vec<(shoal_amqp::Symbol, shoal_amqp::Value)> {
+    vec![(
+        "jms-selector".into(),
+        shoal_amqp::Value::Described(
+            Box::new(shoal_amqp::Value::Symbol(
+                "apache.org:selector-filter:string".into(),
+            )),
+            Box::new(shoal_amqp::Value::String(s.into())),
+        ),
+    )]
+}
+
+#[tokio::test]
+async fn selectors_choose_what_a_consumer_gets() {
+    let b = start(config()).await;
+    let conn = b.connect().await;
+    let s = sender(&conn, "q").await;
+    for (t, c) in [("r1", "red"), ("b1", "blue"), ("r2", "red"), ("b2", "blue")] {
+        let d = s.send(&colored(t, c), false).await.unwrap();
+        assert_eq!(
+            d.outcome().await.unwrap(),
+            shoal_amqp::DeliveryState::Accepted
+        );
+    }
+    // A queue consumer with a selector takes the red ones, in order, and leaves the others.
+    let spec = SourceSpec {
+        filter: Some(selector("color = 'red'")),
+        ..SourceSpec::default()
+    };
+    let mut reds = RawReceiver::attach(b.addr, "c", "reds", "q", &spec)
+        .await
+        .unwrap();
+    reds.flow(10).await;
+    assert_eq!(reds.take(2).await, ["r1", "r2"]);
+    reds.assert_empty().await;
+    let r = conn.receiver("q", 10).await.unwrap();
+    let rest: Vec<String> = recv_texts(&r, 2)
+        .await
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(rest, ["b1", "b2"]);
+
+    // On a topic the selector filters what the subscription collects.
+    let spec = SourceSpec {
+        filter: Some(selector("color <> 'red'")),
+        ..SourceSpec::default()
+    };
+    let mut not_red = RawReceiver::attach(b.addr, "c", "not-red", "news", &spec)
+        .await
+        .unwrap();
+    let all = conn.receiver("news", 10).await.unwrap();
+    let s = sender(&conn, "news").await;
+    for (t, c) in [("n1", "red"), ("n2", "green")] {
+        let d = s.send(&colored(t, c), false).await.unwrap();
+        d.outcome().await.unwrap();
+    }
+    not_red.flow(10).await;
+    assert_eq!(not_red.take(1).await, ["n2"]);
+    not_red.assert_empty().await;
+    assert_eq!(recv_texts(&all, 2).await.len(), 2);
+
+    // A selector that does not parse refuses the attach.
+    let spec = SourceSpec {
+        filter: Some(selector("color = ")),
+        ..SourceSpec::default()
+    };
+    let e = RawReceiver::attach(b.addr, "c", "bad", "q", &spec)
+        .await
+        .err()
+        .expect("refused");
+    assert!(e.contains("invalid-field"), "{e}");
 }

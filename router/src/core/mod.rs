@@ -306,7 +306,9 @@ impl Core {
             .and_then(|d| self.link(d.from))
             .is_some_and(|l| l.routed.is_some());
         if routed_from {
-            if let Some(LinkKind::Outgoing(out)) = link.and_then(|l| self.link_mut(l)).map(|l| &mut l.kind) {
+            if let Some(LinkKind::Outgoing(out)) =
+                link.and_then(|l| self.link_mut(l)).map(|l| &mut l.kind)
+            {
                 out.unsettled = out.unsettled.saturating_sub(1);
             }
             self.deliveries.remove(delivery.index as usize);
@@ -377,7 +379,11 @@ impl Core {
         route_containers.sort();
         Snapshot {
             route_containers,
-            connections: self.conns.values().filter(|c| c.route_container.is_none()).count(),
+            connections: self
+                .conns
+                .values()
+                .filter(|c| c.route_container.is_none())
+                .count(),
             links: self.links.len(),
             unsettled: self.deliveries.len(),
             addresses,
