@@ -78,6 +78,10 @@ struct Args {
     /// an outcome, and the run ends when the senders are done (receivers stop with them).
     #[arg(long)]
     count: Option<u64>,
+    /// Unsettled messages each sender may have without an outcome (default: as many as the
+    /// peer's credit allows; a broker that grants a huge window then only queues them up).
+    #[arg(long)]
+    max_in_flight: Option<u64>,
 }
 
 /// The parts of an amqp:// URL.
@@ -186,6 +190,7 @@ async fn run(args: Args) -> Result<String> {
             rate,
             durable: args.durable,
             count: args.count.map(|n| share(n, args.senders, i)),
+            max_in_flight: args.max_in_flight.map(|n| n.max(1)),
         };
         let (ready, mut go) = (ready_tx.clone(), go_rx.clone());
         tasks.push(tokio::spawn(async move {

@@ -29,6 +29,9 @@ pub struct SenderConfig {
     /// Stop after this many messages, once all of them have an outcome (or are settled, when
     /// presettled); `None`: send until the window ends.
     pub count: Option<u64>,
+    /// At most this many unsettled messages without an outcome at a time; `None`: as many as
+    /// the peer's credit allows.
+    pub max_in_flight: Option<u64>,
 }
 
 pub async fn connect(cfg: &SenderConfig) -> Result<Wire> {
@@ -109,6 +112,9 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
 
         // How many the rate allows now, and when the next one is due.
         let mut allowed = limit.saturating_sub(produced);
+        if let (Some(max), false) = (cfg.max_in_flight, cfg.presettled) {
+            allowed = allowed.min(in_flight_room(max, produced, outcomes));
+        }
         let mut due = window.end;
         if let Some(rate) = cfg.rate {
             let target = (now.duration_since(paced_from).as_secs_f64() * rate) as u64;
@@ -171,6 +177,11 @@ pub async fn run(mut wire: Wire, cfg: SenderConfig, window: Window) -> Result<St
     }
     wire.close().await;
     Ok(stats)
+}
+
+/// How many more unsettled messages a sender holding at most `max` without an outcome may send.
+fn in_flight_room(max: u64, produced: u64, outcomes: u64) -> u64 {
+    max.saturating_sub(produced.saturating_sub(outcomes))
 }
 
 /// Whether a disposition ends its deliveries: a terminal outcome, or settled without a state.
@@ -239,6 +250,15 @@ mod tests {
             state,
             batchable: false,
         }
+    }
+
+    #[test]
+    fn in_flight_room_is_the_window_minus_what_awaits_an_outcome() {
+        assert_eq!(in_flight_room(1000, 0, 0), 1000);
+        assert_eq!(in_flight_room(1000, 1500, 600), 100);
+        assert_eq!(in_flight_room(1000, 1000, 0), 0);
+        // More outcomes than sent (a peer's mistake) must not overflow.
+        assert_eq!(in_flight_room(10, 5, 9), 10);
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Default for Options {
             link_capacity: 250,
             sasl_users: None,
             allow_anonymous: false,
-            drain_grace: Duration::from_secs(5),
+            drain_grace: Duration::from_secs(2),
             broker: BrokerSetup::InProcess,
             broker_in_memory: false,
         }
