@@ -6,7 +6,7 @@ expiry address rather than sleeping past the deadline."""
 
 import time
 
-from proton.reactor import Copy
+from proton.reactor import Copy, Selector
 
 from amqp_client import outcome
 
@@ -141,3 +141,19 @@ def test_full_queue_blocks_senders_by_withholding_credit(shoal_factory, manifest
     rcv = amqp.receiver(amqp.connect(shoal.url), "tight", credit=0, accept=True)
     assert len(amqp.drain_all(rcv, batch=500)) == accepted
     amqp.wait(lambda: snd.credit > 0, what="credit for the blocked sender once the queue has room")
+
+
+def test_selector_receives_only_matching_messages(shoal_factory, manifest, amqp):
+    shoal = shoal_factory("-f", manifest("paint", "paint", "queue"))
+    snd = amqp.sender(amqp.connect(shoal.url), "paint")
+    colors = ["red", "blue", "red", "green", "red"]
+    deliveries = [amqp.send(snd, f"{c}-{i}", durable=True, properties={"color": c, "n": i})
+                  for i, c in enumerate(colors)]
+    assert amqp.wait_settled(deliveries) == ["accepted"] * len(colors)
+
+    reds = amqp.receiver(amqp.connect(shoal.url), "paint", credit=0, accept=True,
+                         options=[Selector("color = 'red' AND n > 0")])
+    assert [m.body for m in amqp.drain(reds, credit=10)] == ["red-2", "red-4"]
+    # What the selector skipped stays for other consumers, in order.
+    rest = amqp.receiver(amqp.connect(shoal.url), "paint", credit=0, accept=True)
+    assert [m.body for m in amqp.drain(rest, credit=10)] == ["red-0", "blue-1", "green-3"]
