@@ -7,8 +7,12 @@ use tokio::time::Instant;
 
 use crate::core::{Core, LinkKind, Unacked};
 use crate::dead::Reason;
+use crate::persist::Done;
 use crate::queue::{Entry, QueueKey};
 use crate::store::{self, Op, StoredMessage};
+
+/// The most messages one watermark write covers (see `Core::may_deliver`).
+const RESERVE_AHEAD: u64 = 1024;
 
 impl Core {
     /// A receiver's flow: new credit, maybe drain.
@@ -40,6 +44,9 @@ impl Core {
             let Some(consumer) = self.pick_consumer(key) else {
                 break;
             };
+            if !self.may_deliver(key, seq) {
+                break;
+            }
             let Some(q) = self.queue_mut(key) else { return };
             let Some(entry) = q.ready.remove(&seq) else {
                 break;
@@ -55,8 +62,10 @@ impl Core {
         let Some(q) = self.queue(key) else { return };
         // Nothing more can come right now: drains are answered (not while paged messages are on their way). A
         // consumer with a selector still holding credit after the pump selects none of what is ready.
-        let exhausted = q.ready.is_empty() && !q.paging.active();
-        let selective_exhausted = !q.paging.active();
+        // Nor while a watermark write holds deliveries back.
+        let waiting = q.paging.active() || q.reserving.is_some();
+        let exhausted = q.ready.is_empty() && !waiting;
+        let selective_exhausted = !waiting;
         let consumers = q.consumers.clone();
         for c in consumers {
             let selective = matches!(self.link(c).map(|l| &l.kind),
@@ -70,6 +79,55 @@ impl Core {
                 },
             );
         }
+    }
+
+    /// Whether the ready message `seq` may go to a consumer now. A stored message of a durable queue may only
+    /// once the queue's delivered watermark in the store covers it: otherwise a crash right after the
+    /// delivery would bring it back with its old delivery-count, as if nobody had seen it. When it does not,
+    /// a write moves the watermark over the ready messages the consumers' credit can take now (one write per
+    /// credit window, not per delivery), and the queue pumps again when that write is done. Should a consumer
+    /// go before using that credit, messages covered but never delivered come back after a crash with one
+    /// attempt too many: a bounded overcount, never an undercount.
+    fn may_deliver(&mut self, key: QueueKey, seq: u64) -> bool {
+        let Some(q) = self.queue(key) else {
+            return false;
+        };
+        let stored = q.ready.get(&seq).is_some_and(|e| e.stored);
+        if !stored || !q.role.durable() || seq <= q.delivered_saved {
+            return true;
+        }
+        if q.reserving.is_some() {
+            return false;
+        }
+        // As far as the consumers' credit can take messages now (at most RESERVE_AHEAD): so only messages
+        // about to go out are covered, and a restart tells the others apart as never delivered.
+        let credit: u64 = q
+            .consumers
+            .iter()
+            .filter_map(|c| match self.link(*c).map(|l| &l.kind) {
+                Some(LinkKind::Consumer(c)) => Some(u64::from(c.available())),
+                _ => None,
+            })
+            .sum();
+        let ahead = credit.clamp(1, RESERVE_AHEAD) as usize;
+        let upto = q
+            .ready
+            .range(seq..)
+            .take(ahead)
+            .last()
+            .map_or(seq, |(s, _)| *s);
+        let Some(q) = self.queue_mut(key) else {
+            return false;
+        };
+        q.reserving = Some(upto);
+        let meta = store::QueueMeta {
+            name: q.name.clone(),
+            config: q.record().encode(),
+        };
+        self.ensure_in_store(key);
+        self.batch.ops.push(Op::CreateQueue(meta));
+        self.batch.done.push(Done::Reserved { queue: key, upto });
+        false
     }
 
     fn answer_drain(&mut self, key: LinkKey, exhausted: bool) {
@@ -138,6 +196,9 @@ impl Core {
                 break;
             }
             let Some((slot, link)) = chosen else { continue };
+            if !self.may_deliver(key, seq) {
+                break;
+            }
             let Some(q) = self.queue_mut(key) else { return };
             q.next_consumer = (slot + 1) % n;
             let Some(entry) = q.ready.remove(&seq) else {

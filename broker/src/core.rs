@@ -358,6 +358,13 @@ impl Core {
                                 self.mark(queue);
                             }
                         }
+                        Done::Reserved { queue, upto } => {
+                            if let Some(q) = self.queue_mut(queue) {
+                                q.reserving = None;
+                                q.delivered_saved = q.delivered_saved.max(upto);
+                                self.mark(queue);
+                            }
+                        }
                         Done::Reply(reply) => {
                             let _ = reply.send(());
                         }
@@ -433,9 +440,8 @@ impl Core {
             self.persist.load(key, name, from, upto, limit);
         }
         let Some(q) = self.queue_mut(key) else { return };
-        if q.in_store && q.role.durable() && (q.record_dirty || q.delivered > q.delivered_saved) {
+        if q.in_store && q.role.durable() && q.record_dirty {
             q.record_dirty = false;
-            q.delivered_saved = q.delivered;
             let meta = crate::store::QueueMeta {
                 name: q.name.clone(),
                 config: q.record().encode(),

@@ -23,6 +23,8 @@ pub(crate) enum Done {
     },
     /// A paged-out message of this queue is in the store (it may be read back from now on).
     Paged { queue: QueueKey, seq: u64 },
+    /// The queue's delivered watermark is in the store up to `upto`: messages up to it may go out.
+    Reserved { queue: QueueKey, upto: u64 },
     /// An admin change is durable.
     Reply(oneshot::Sender<()>),
 }

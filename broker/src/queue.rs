@@ -135,9 +135,14 @@ pub(crate) struct Queue {
     /// Bytes of every message of the queue (in memory, unacked, delayed and paged).
     pub bytes: u64,
     pub counters: QueueCounters,
-    /// The highest seq handed to a consumer, and the last value written to the store.
+    /// The highest seq handed to a consumer.
     pub delivered: u64,
+    /// The delivered watermark in the store: stored messages up to this seq may be delivered. It is written
+    /// *before* such a delivery (see `Core::may_deliver`), so that after a crash every message that reached a
+    /// consumer unsettled comes back with a higher delivery-count.
     pub delivered_saved: u64,
+    /// A write moving `delivered_saved` forward to this seq is on its way.
+    pub reserving: Option<u64>,
     /// The watermark found at start: stored messages up to it may have reached a consumer before.
     pub delivered_at_start: u64,
     /// A subscription collects only what this selects.
@@ -169,6 +174,7 @@ impl Queue {
             counters: QueueCounters::default(),
             delivered: 0,
             delivered_saved: 0,
+            reserving: None,
             delivered_at_start: 0,
             filter: None,
             dirty: false,
@@ -180,7 +186,8 @@ impl Queue {
         QueueRecord {
             role: self.role.clone(),
             settings: self.settings.clone(),
-            delivered: self.delivered,
+            // Any record written while a reservation is on its way carries it too, never an older watermark.
+            delivered: self.delivered_saved.max(self.reserving.unwrap_or(0)),
             selector: self.filter.as_ref().map(|s| s.text().to_owned()),
         }
     }

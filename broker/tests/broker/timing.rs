@@ -26,7 +26,9 @@ async fn a_failed_message_waits_out_its_redelivery_delay() {
     .await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
-    send_accepted(&s, &["slow", "next"]).await;
+    // Non-durable: with the clock paused, no store write may stand between a delivery and the timer under test
+    // (see `send_accepted_paused`).
+    send_accepted_paused(&s, &["slow", "next"]).await;
     let r = conn.receiver("q", 1).await.unwrap();
     let d = recv(&r).await;
     assert_eq!(text(&d), "slow");
