@@ -61,6 +61,12 @@ pub struct AddressSpec {
     pub topic: Option<String>,
 
     // Broker settings: for queue, topic and subscription only. For a topic, they apply to each subscription.
+    /// The broker that holds the address (its route-container name, as given to `shoal router --broker
+    /// NAME=HOST:PORT`). Default `broker`: the one `shoal standalone` runs in its own process. A subscription
+    /// must name its topic's broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub broker: Option<String>,
     /// Where expired messages are sent (dropped when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
@@ -204,6 +210,7 @@ impl AddressSpec {
     /// The broker settings that are set, by their manifest field name, in declaration order.
     pub fn broker_settings_set(&self) -> Vec<&'static str> {
         [
+            ("broker", self.broker.is_some()),
             ("expiryAddress", self.expiry_address.is_some()),
             ("deadLetterAddress", self.dead_letter_address.is_some()),
             ("maxDeliveryAttempts", self.max_delivery_attempts.is_some()),

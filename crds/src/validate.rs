@@ -97,6 +97,9 @@ impl Address {
 
     fn validate_broker_settings(&self) -> Result<(), FieldError> {
         let spec = &self.spec;
+        if let Some(broker) = &spec.broker {
+            check_dns_label(broker).map_err(|m| FieldError::new("spec.broker", m))?;
+        }
         for (field, value) in [
             ("spec.expiryAddress", &spec.expiry_address),
             ("spec.deadLetterAddress", &spec.dead_letter_address),

@@ -113,8 +113,14 @@ impl Server {
     pub async fn close_connections(self) {
         let _ = self.close_connections.send(true);
         let all = self.config.max_connections as u32;
-        let _ =
+        let closed =
             tokio::time::timeout(Duration::from_secs(5), self.connections.acquire_many(all)).await;
+        if closed.is_err() {
+            tracing::warn!(
+                still_open = all as usize - self.connections.available_permits(),
+                "connections did not close within 5 s"
+            );
+        }
     }
 }
 
@@ -168,6 +174,7 @@ impl Router {
                 _ => break,
             }
         }
+        tracing::debug!("drained; closing connections");
         self.server.close_connections().await;
         drop(self.handle);
         self.core_task.abort();

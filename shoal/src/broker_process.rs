@@ -17,8 +17,10 @@ pub struct BrokerProcess {
     broker: Broker,
 }
 
-/// Open the store in `<data_dir>/broker`, declare the broker addresses of `manifests`, and listen.
+/// Open the store in `<data_dir>/broker`, declare the broker addresses of `manifests` placed on `name`, and
+/// listen.
 pub async fn start(
+    name: &str,
     data_dir: &Path,
     listen: SocketAddr,
     manifests: &[PathBuf],
@@ -26,7 +28,8 @@ pub async fn start(
     let addresses = manifest::load_paths(manifests)?
         .iter()
         .filter_map(|m| match m {
-            Manifest::Address(a) => to_broker_address(a),
+            Manifest::Address(a) if manifest::placement(a) == name => to_broker_address(a),
+            Manifest::Address(_) => None,
         })
         .collect();
     let path = data_dir.join("broker");

@@ -41,6 +41,9 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// The in-process broker (standalone): queue, topic and subscription addresses are declared to it too.
     pub broker: Option<shoal_broker::BrokerHandle>,
+    /// The brokers (route-container names) the router is connected to: a queue, topic or subscription must be
+    /// placed on one of them (`spec.broker`).
+    pub brokers: Vec<String>,
     /// Where applied manifests are persisted (`<data_dir>/manifests/`); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
     /// Applied addresses by `namespace/name`. The lock is also held across each apply or delete as a whole,
@@ -54,9 +57,31 @@ impl AdminState {
             router,
             ready,
             broker: None,
+            brokers: Vec::new(),
             data_dir,
             addresses: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A broker address must name a broker this router knows, or its links could never be routed.
+    fn check_placement(&self, manifest: &Manifest) -> Result<(), shoal_crds::FieldError> {
+        let Manifest::Address(address) = manifest;
+        if !address.spec.r#type.is_broker() {
+            return Ok(());
+        }
+        let broker = manifest::placement(address);
+        if self.brokers.iter().any(|b| b == broker) {
+            return Ok(());
+        }
+        let known = if self.brokers.is_empty() {
+            "this router has no broker (start it with --broker NAME=HOST:PORT)".to_owned()
+        } else {
+            format!("this router knows {}", self.brokers.join(", "))
+        };
+        Err(shoal_crds::FieldError::new(
+            "spec.broker",
+            format!("no broker named \"{broker}\": {known}"),
+        ))
     }
 
     /// The applied addresses (with status), sorted by `namespace/name`.
@@ -240,11 +265,13 @@ async fn apply_manifests(
 ) -> Result<Vec<String>, AdminError> {
     // Validate everything before touching anything, so a bad batch changes nothing.
     for (i, m) in manifests.iter().enumerate() {
-        m.validate().map_err(|error| ManifestError::Invalid {
-            origin: "apply".into(),
-            index: i + 1,
-            error,
-        })?;
+        m.validate()
+            .and_then(|()| state.check_placement(m))
+            .map_err(|error| ManifestError::Invalid {
+                origin: "apply".into(),
+                index: i + 1,
+                error,
+            })?;
     }
     let dir = if persist { state.manifests_dir() } else { None };
     let mut addresses = state.addresses.lock().await;

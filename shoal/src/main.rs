@@ -85,6 +85,10 @@ struct BrokerArgs {
     /// Where the broker keeps its messages.
     #[arg(long, default_value = "./shoal-data")]
     data_dir: PathBuf,
+    /// The broker's name: it holds the addresses whose `spec.broker` names it (or that name none, for
+    /// `broker`), and routers know it by this name (`shoal router --broker NAME=HOST:PORT`).
+    #[arg(long, default_value = shoal::standalone::BROKER)]
+    name: String,
     /// Manifests declaring the queues, topics and subscriptions this broker holds (a file or a folder).
     #[arg(short = 'f', long = "filename")]
     manifests: Vec<PathBuf>,
@@ -170,7 +174,13 @@ fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let signals = Signals::new()?;
         let broker =
-            shoal::broker_process::start(&args.data_dir, args.amqp_listen, &args.manifests).await?;
+            shoal::broker_process::start(
+            &args.name,
+            &args.data_dir,
+            args.amqp_listen,
+            &args.manifests,
+        )
+        .await?;
         println!("amqp listening on {}", broker.amqp);
         println!("ready");
         signals.wait().await;

@@ -130,10 +130,16 @@ pub fn to_yaml(manifests: &[Manifest]) -> Result<String, ManifestError> {
 /// `shoal standalone` gives its own broker, so that rules link-route those addresses to it.
 pub const BROKER: &str = "broker";
 
+/// The broker (route container) that holds a queue, topic or subscription address: `spec.broker`, else
+/// [`BROKER`].
+pub fn placement(address: &Address) -> &str {
+    address.spec.broker.as_deref().unwrap_or(BROKER)
+}
+
 /// The router rule an `Address` declares; the rule is named `namespace/name`.
 ///
 /// Anycast and multicast addresses are routed by the routers themselves. Queue, topic and subscription
-/// addresses are link-routed to [`BROKER`]: every link on them is relayed to the broker, which does the
+/// addresses are link-routed to their broker ([`placement`]): every link on them is relayed to it, which does the
 /// distributing, so the rule's own distribution is just the (unused) default.
 pub fn to_rule(address: &Address) -> AddressRule {
     let spec = &address.spec;
@@ -144,7 +150,7 @@ pub fn to_rule(address: &Address) -> AddressRule {
             name: address.key(),
             matcher: Matcher::Exact(text),
             distribution: Distribution::Balanced,
-            link_route: Some(BROKER.into()),
+            link_route: Some(placement(address).into()),
         };
     }
     let matcher = match spec.effective_match() {

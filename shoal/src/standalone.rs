@@ -135,6 +135,10 @@ impl Standalone {
             Some(opts.data_dir.clone()),
         );
         admin.broker = broker.as_ref().map(Broker::handle);
+        admin.brokers = match &opts.broker {
+            BrokerSetup::InProcess => vec![BROKER.to_owned()],
+            BrokerSetup::Remote(brokers) => brokers.iter().map(|(name, _)| name.clone()).collect(),
+        };
         let admin = Arc::new(admin);
         http::restore(&admin).await?;
         http::apply(&admin, manifests).await?;
@@ -186,8 +190,10 @@ impl Standalone {
     /// Stop accepting, drain unsettled deliveries (up to the grace period), close connections, stop HTTP.
     pub async fn shutdown(self) {
         self.router.shutdown(self.drain_grace).await;
+        tracing::debug!("router stopped");
         if let Some(broker) = self.broker {
             broker.shutdown().await;
+            tracing::debug!("broker stopped");
         }
         let _ = self.stop_http.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;

@@ -158,22 +158,24 @@ class Shoal:
 
 @pytest.fixture
 def shoal_factory(tmp_path):
-    """Start shoal processes with extra flags: `shoal_factory("--link-capacity", "5")`.
+    """Start shoal processes with extra flags: `shoal_factory("--link-capacity", "5")`;
+    `command="router"` or `"broker"` starts those instead of `standalone`.
 
     `data_dir=PATH` reuses a data directory, so a test can stop shoal (or kill it)
     and start it again on what it stored; by default each process gets its own."""
     started = []
 
-    def start(*extra, name="shoal", data_dir=None):
+    def start(*extra, name="shoal", data_dir=None, command="standalone"):
         workdir = tmp_path / f"{name}-{len(started)}"
         workdir.mkdir()
+        # `shoal broker` has no admin HTTP listener; `standalone` and `router` do.
+        http = [] if command == "broker" else ["--http-listen", "127.0.0.1:0"]
         args = [
             str(SHOAL_BIN),
-            "standalone",
+            command,
             "--amqp-listen",
             "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
+            *http,
             "--data-dir",
             str(data_dir or workdir / "data"),
             *[str(a) for a in extra],

@@ -3,6 +3,12 @@
 from proton import Condition, Delivery
 
 from amqp_client import settle
+from test_admin import metric, scrape
+
+
+def router_holds_nothing_unsettled(shoal):
+    """The router forgot every delivery once its outcome went back (no leak that would stall SIGTERM's drain)."""
+    return metric(scrape(shoal), "shoal_unsettled_deliveries") == 0
 
 
 def test_anycast_send_receive_sender_sees_accepted(shoal, amqp):
@@ -72,6 +78,7 @@ def test_released_outcome_reaches_sender(shoal, amqp):
     settle(rcv.inbox.items[0][1], Delivery.RELEASED)
 
     assert amqp.wait_settled(dlv) == ["released"]
+    assert router_holds_nothing_unsettled(shoal)
 
 
 def test_modified_outcome_reaches_sender(shoal, amqp):
@@ -109,6 +116,7 @@ def test_receiver_detach_with_unsettled_releases_to_sender(shoal, amqp):
     rcv.close()  # never settles what it got
 
     assert amqp.wait_settled(deliveries) == ["released", "released"]
+    assert router_holds_nothing_unsettled(shoal)
 
 
 def test_receiver_disconnect_with_unsettled_releases_to_sender(shoal, amqp):

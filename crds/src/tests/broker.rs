@@ -11,6 +11,7 @@ metadata: { name: orders, namespace: default }
 spec:
   address: orders
   type: queue
+  broker: eu-1
   expiryAddress: expired
   deadLetterAddress: dlq
   maxDeliveryAttempts: 5
@@ -31,6 +32,7 @@ fn parses_every_broker_setting() {
     let a = parse(FULL_QUEUE).unwrap();
     let s = &a.spec;
     assert_eq!(s.r#type, AddressType::Queue);
+    assert_eq!(s.broker.as_deref(), Some("eu-1"));
     assert_eq!(s.expiry_address.as_deref(), Some("expired"));
     assert_eq!(s.dead_letter_address.as_deref(), Some("dlq"));
     assert_eq!(s.max_delivery_attempts, Some(5));
@@ -324,6 +326,7 @@ fn broker_settings_set_lists_fields_in_order() {
     assert_eq!(
         a.spec.broker_settings_set(),
         [
+            "broker",
             "expiryAddress",
             "deadLetterAddress",
             "maxDeliveryAttempts",
@@ -337,4 +340,17 @@ fn broker_settings_set_lists_fields_in_order() {
     );
     let plain = parse(&with_spec("{ address: q, type: queue }")).unwrap();
     assert!(plain.spec.broker_settings_set().is_empty());
+}
+
+#[test]
+fn a_broker_name_must_be_a_dns_label() {
+    let err = parse(&queue_with("broker: Broker_1")).unwrap_err();
+    assert_eq!(err.field(), Some("spec.broker"), "{err}");
+    assert!(err.to_string().contains("DNS-1123 label"), "{err}");
+}
+
+#[test]
+fn only_broker_addresses_name_a_broker() {
+    let err = parse(&with_spec("{ address: a, type: anycast, broker: eu-1 }")).unwrap_err();
+    assert_eq!(err.field(), Some("spec.broker"), "{err}");
 }

@@ -1,0 +1,66 @@
+"""Queues placed on one of several brokers: `shoal router --broker NAME=HOST:PORT` (repeatable) and
+`spec.broker` in the manifest. Each `shoal broker --name NAME` is its own process and holds only the
+addresses placed on it; Proton clients only ever talk to the router."""
+
+from proton import Message
+
+
+def test_each_queue_lives_on_the_broker_its_manifest_names(shoal_factory, manifests, amqp):
+    folder = manifests(
+        ("east-orders", "east-orders", "queue", {"broker": "east"}),
+        ("west-orders", "west-orders", "queue", {"broker": "west"}),
+    )
+    east = shoal_factory("--name", "east", "-f", folder, name="east", command="broker")
+    west = shoal_factory("--name", "west", "-f", folder, name="west", command="broker")
+    router = shoal_factory(
+        "--broker", f"east={east.addrs['amqp']}", "--broker", f"west={west.addrs['amqp']}",
+        "-f", folder, name="router", command="router",
+    )
+
+    conn = amqp.connect(router.url)
+    sent = [
+        amqp.send(amqp.sender(conn, "east-orders"), "for east"),
+        amqp.send(amqp.sender(conn, "west-orders"), "for west"),
+    ]
+    assert amqp.wait_settled(sent) == ["accepted", "accepted"]
+
+    # Straight to each broker: it holds its own queue's message and knows nothing of the other queue.
+    for broker, mine, other, body in [
+        (east, "east-orders", "west-orders", "for east"),
+        (west, "west-orders", "east-orders", "for west"),
+    ]:
+        direct = amqp.connect(broker.url)
+        rcv = amqp.receiver(direct, mine, credit=10, accept=True)
+        amqp.wait_messages(rcv, 1)
+        assert rcv.inbox.bodies == [body]
+        stranger = amqp.receiver(direct, other, credit=1, wait_open=False)
+        amqp.wait(lambda: stranger.remote_condition is not None, what=f"{other} refused by {broker}")
+        assert stranger.remote_condition.name == "amqp:not-found"
+
+    # Through the router again: both consumed, nothing left.
+    for address in ("east-orders", "west-orders"):
+        rcv = amqp.receiver(conn, address, credit=0, accept=True)
+        assert amqp.drain(rcv) == [], f"{address} should be empty"
+
+
+def test_apply_refuses_a_queue_on_a_broker_the_router_does_not_know(shoal, manifest):
+    path = manifest("lost", "lost", "queue", broker="nowhere")
+    out = shoal.apply(path)
+    assert out.returncode != 0
+    assert "spec.broker" in out.stderr and "no broker named \"nowhere\"" in out.stderr, out.stderr
+    assert "this router knows broker" in out.stderr, out.stderr  # the standalone's own broker
+
+
+def test_properties_survive_the_hop_to_a_named_broker(shoal_factory, manifests, amqp):
+    """The router relays links to the named broker unchanged: application properties survive the hop."""
+    folder = manifests(("solo", "solo", "queue", {"broker": "solo"}))
+    solo = shoal_factory("--name", "solo", "-f", folder, name="solo", command="broker")
+    router = shoal_factory("--broker", f"solo={solo.addrs['amqp']}", "-f", folder, name="r", command="router")
+    conn = amqp.connect(router.url)
+    snd = amqp.sender(conn, "solo")
+    dlv = snd.send(Message(body="hello", properties={"region": "eu"}))
+    assert amqp.wait_settled(dlv) == ["accepted"]
+    rcv = amqp.receiver(conn, "solo", credit=1, accept=True)
+    amqp.wait_messages(rcv, 1)
+    (msg, _), = rcv.inbox.items
+    assert msg.body == "hello" and msg.properties == {"region": "eu"}
