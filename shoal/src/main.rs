@@ -173,8 +173,7 @@ fn broker(args: BrokerArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let signals = Signals::new()?;
-        let broker =
-            shoal::broker_process::start(
+        let broker = shoal::broker_process::start(
             &args.name,
             &args.data_dir,
             args.amqp_listen,
