@@ -65,6 +65,14 @@ impl RouterHandle {
         self.ask(Admin::Metrics).await
     }
 
+    /// Join the core as a protocol adaptor's connection (see [`crate::adaptor`]).
+    pub async fn open_adaptor_connection(
+        &self,
+    ) -> Result<crate::adaptor::AdaptorConnection, HandleError> {
+        let core = self.core.clone().ok_or(HandleError::ShuttingDown)?;
+        crate::adaptor::AdaptorConnection::open(core).await
+    }
+
     /// Metrics in the Prometheus text exposition format.
     pub async fn prometheus(&self) -> Result<String, HandleError> {
         Ok(self.snapshot().await?.to_prometheus())

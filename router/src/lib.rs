@@ -8,6 +8,7 @@
 //! buffer) -> core (routes, grants credit) -> receiver's connection task (new transfer header + the same payload
 //! bytes, `writev`) -> socket. Outcomes travel the reverse way. See docs/architecture.md.
 
+pub mod adaptor;
 pub mod budget;
 pub mod config;
 pub mod conn;
