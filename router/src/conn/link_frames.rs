@@ -124,6 +124,7 @@ impl Engine {
             local: key,
             address,
             dynamic,
+            pattern: false,
             details,
         };
         self.events.push(match role {

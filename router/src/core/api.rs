@@ -130,6 +130,11 @@ pub struct AttachRequest {
     /// `None` for an anonymous sender (routed by each message's `to`) or a dynamic receiver.
     pub address: Option<String>,
     pub dynamic: bool,
+    /// A receiver on every address that matches `address` as a pattern (segments separated by `/` or `.`; `*`
+    /// is one segment, `#` any number): a subscription, as MQTT's. It gets a copy of each message sent to a
+    /// matching address, whatever that address's distribution (its other receivers are served as usual).
+    /// Messages of link-routed (broker) addresses never reach it: the broker distributes those.
+    pub pattern: bool,
     /// What else the peer said, for cores that need it (the broker: durable subscriptions are named by
     /// container-id and link name; source filters, distribution-mode, capabilities, settle modes).
     pub details: Box<AttachDetails>,

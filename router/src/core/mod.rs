@@ -8,6 +8,7 @@
 pub mod api;
 mod link_route;
 pub mod metrics;
+mod patterns;
 mod routing;
 pub mod rules;
 mod streaming;
@@ -79,6 +80,7 @@ enum LinkKind {
     Outgoing(Outgoing),
 }
 
+#[derive(Default)]
 struct Outgoing {
     /// The receiver may take deliveries while `sent` is before `limit` (delivery-count sequence numbers).
     limit: u32,
@@ -113,7 +115,12 @@ struct Address {
     name: String,
     distribution: Distribution,
     dynamic: bool,
+    /// A pattern subscription's entry (see [`api::AttachRequest::pattern`]): its consumers are the subscribers;
+    /// no message is ever sent to it by name.
+    pattern: bool,
     consumers: Vec<LinkKey>,
+    /// Pattern subscribers whose pattern matches this (named) address: each gets a copy of every message.
+    pattern_consumers: Vec<LinkKey>,
     producers: Vec<LinkKey>,
     /// Anycast deliveries waiting for a receiver with credit.
     queue: VecDeque<Pending>,
@@ -133,6 +140,8 @@ struct Delivery {
     addr: AddrId,
     /// Copies whose outcome is still unknown.
     outstanding: u32,
+    /// Sent as copies to several receivers (multicast, pattern subscribers): the outcomes are aggregated.
+    fanout: bool,
     outcome: routing::Aggregate,
 }
 
@@ -145,6 +154,8 @@ pub struct Core {
     deliveries: Slab<Delivery>,
     addresses: Slab<Address>,
     by_name: HashMap<String, AddrId>,
+    /// Pattern subscription entries by their pattern text.
+    patterns: HashMap<String, AddrId>,
     /// Route containers (brokers) the router is connected to, by name.
     containers: HashMap<String, ConnId>,
     rules: Rules,
@@ -172,6 +183,7 @@ impl Core {
             deliveries: Slab::new(),
             addresses: Slab::new(),
             by_name: HashMap::new(),
+            patterns: HashMap::new(),
             containers: HashMap::new(),
             rules,
             idle: VecDeque::new(),
@@ -431,11 +443,14 @@ impl Core {
             return *id;
         }
         let distribution = self.rules.lookup(name).0;
+        let pattern_consumers = self.pattern_subscribers_of(name);
         let id = self.addresses.insert(Address {
             name: name.to_owned(),
             distribution,
             dynamic: false,
+            pattern: false,
             consumers: Vec::new(),
+            pattern_consumers,
             producers: Vec::new(),
             queue: VecDeque::new(),
             next: 0,
@@ -449,6 +464,9 @@ impl Core {
     fn attach(&mut self, conn: ConnId, req: AttachRequest, incoming: bool) {
         if !self.conns.contains_key(&conn) {
             return;
+        }
+        if req.pattern && !incoming {
+            return self.attach_pattern(conn, req);
         }
         let container = req
             .address
@@ -533,7 +551,7 @@ impl Core {
             }
             (None, true) => self.replenish(key),
             (Some(id), false) => {
-                let first = self.addresses[id].consumers.is_empty();
+                let first = !self.addresses[id].routable();
                 self.addresses[id].consumers.push(key);
                 if first {
                     // No consumer, no credit: the address's senders may send from now on.
@@ -565,6 +583,9 @@ impl Core {
             }
             LinkKind::Outgoing(out) => {
                 self.addresses[id].consumers.retain(|l| *l != key);
+                if self.addresses[id].pattern {
+                    self.pattern_detached(key);
+                }
                 for pending in out.backlog {
                     self.unrouted(id, pending);
                 }
@@ -588,6 +609,11 @@ impl Core {
             return;
         };
         if !(a.consumers.is_empty() && a.producers.is_empty() && a.queue.is_empty()) {
+            return;
+        }
+        if a.pattern {
+            let a = self.addresses.remove(id);
+            self.patterns.remove(&a.name);
             return;
         }
         if a.dynamic {

@@ -104,28 +104,29 @@ impl Core {
         };
         self.addresses[addr].stats.deliveries_in += 1;
         let delivery = (!settled).then(|| self.new_delivery(from, delivery_id, addr, 0));
-        match self.addresses[addr].distribution {
-            // A multicast message is collected whole before it fans out (copies of a half-arrived message would
-            // pin every receiver's link to this sender's pace).
-            Distribution::Multicast if more => {
-                let pending = Pending {
-                    msg,
-                    delivery,
-                    from: None,
-                    open: None,
-                };
-                self.set_open(from, Stream::Collecting { addr, pending });
-            }
-            Distribution::Multicast => self.multicast(addr, from, msg, delivery),
-            Distribution::Balanced | Distribution::Closest => {
-                let pending = Pending {
-                    msg,
-                    delivery,
-                    from: settled.then_some(from),
-                    open: more.then_some(from),
-                };
-                self.anycast(addr, pending)
-            }
+        let a = &self.addresses[addr];
+        let fan_out = a.distribution == Distribution::Multicast || !a.pattern_consumers.is_empty();
+        if !fan_out {
+            let pending = Pending {
+                msg,
+                delivery,
+                from: settled.then_some(from),
+                open: more.then_some(from),
+            };
+            return self.anycast(addr, pending);
+        }
+        if more {
+            // A message with copies (multicast, pattern subscribers) is collected whole before it fans out
+            // (copies of a half-arrived message would pin every receiver's link to this sender's pace).
+            let pending = Pending {
+                msg,
+                delivery,
+                from: None,
+                open: None,
+            };
+            self.set_open(from, Stream::Collecting { addr, pending });
+        } else {
+            self.multicast(addr, from, msg, delivery);
         }
     }
 
@@ -144,6 +145,7 @@ impl Core {
             delivery_id,
             addr,
             outstanding,
+            fanout: false,
             outcome: Aggregate::default(),
         });
         DeliveryKey {
@@ -156,6 +158,11 @@ impl Core {
         if let Some(d) = pending.delivery {
             self.deliveries[d.index as usize].outstanding = 1;
         }
+        self.anycast_copy(addr, pending);
+    }
+
+    /// Route one copy to one of the address's receivers (the delivery's `outstanding` already counts it).
+    fn anycast_copy(&mut self, addr: AddrId, pending: Pending) {
         if self.addresses[addr].consumers.is_empty() {
             self.unrouted(addr, pending);
             return;
@@ -204,6 +211,8 @@ impl Core {
         Some(a.consumers[slot])
     }
 
+    /// Copies to every receiver of a multicast address, and to every pattern subscriber of any address; an
+    /// anycast address with pattern subscribers also sends one copy to one of its own receivers.
     pub(super) fn multicast(
         &mut self,
         addr: AddrId,
@@ -211,8 +220,31 @@ impl Core {
         msg: Msg,
         delivery: Option<DeliveryKey>,
     ) {
-        let consumers = self.addresses[addr].consumers.clone();
+        let a = &self.addresses[addr];
+        let mut consumers = a.pattern_consumers.clone();
+        let anycast_share = a.distribution != Distribution::Multicast && !a.consumers.is_empty();
+        if !anycast_share {
+            consumers.extend_from_slice(&a.consumers);
+        }
+        if anycast_share {
+            if let Some(d) = delivery {
+                let d = &mut self.deliveries[d.index as usize];
+                d.outstanding = consumers.len() as u32 + 1;
+                d.fanout = true;
+            }
+            let pending = Pending {
+                msg: msg.share(),
+                delivery,
+                from: None,
+                open: None,
+            };
+            self.anycast_copy(addr, pending);
+        }
         if consumers.is_empty() {
+            if anycast_share {
+                self.slot_returned_if(delivery.is_none(), from);
+                return;
+            }
             let pending = Pending {
                 msg,
                 delivery,
@@ -223,8 +255,10 @@ impl Core {
             self.slot_returned_if(delivery.is_none(), from);
             return;
         }
-        if let Some(d) = delivery {
-            self.deliveries[d.index as usize].outstanding = consumers.len() as u32;
+        if let (Some(d), false) = (delivery, anycast_share) {
+            let d = &mut self.deliveries[d.index as usize];
+            d.outstanding = consumers.len() as u32;
+            d.fanout = true;
         }
         let capacity = self.config.link_capacity as usize;
         let last = consumers.len() - 1;
@@ -413,10 +447,7 @@ impl Core {
             return;
         }
         let d = self.deliveries.remove(key.index as usize);
-        let copies = match self.addresses[d.addr].distribution {
-            Distribution::Multicast => u32::MAX,
-            _ => 1,
-        };
+        let copies = if d.fanout { u32::MAX } else { 1 };
         let state = d.outcome.result(copies);
         if let Some(link) = self.link(d.from) {
             let (conn, local) = (link.conn, link.local);
@@ -450,7 +481,7 @@ impl Core {
             return;
         }
         let routable = match link.addr {
-            Some(id) => !self.addresses[id].consumers.is_empty(),
+            Some(id) => self.addresses[id].routable(),
             None => true,
         };
         if !routable {

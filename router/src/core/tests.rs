@@ -79,12 +79,24 @@ impl Harness {
         incoming: bool,
         dynamic: bool,
     ) -> (LinkKey, u64) {
+        self.attach_with(conn, address, incoming, dynamic, false)
+    }
+
+    fn attach_with(
+        &mut self,
+        conn: ConnId,
+        address: Option<&str>,
+        incoming: bool,
+        dynamic: bool,
+        pattern: bool,
+    ) -> (LinkKey, u64) {
         self.next_local += 1;
         let local = self.next_local;
         let req = AttachRequest {
             local,
             address: address.map(str::to_owned),
             dynamic,
+            pattern,
             details: Default::default(),
         };
         let event = if incoming {
@@ -122,6 +134,10 @@ impl Harness {
 
     fn receiver(&mut self, conn: ConnId, address: &str) -> (LinkKey, u64) {
         self.attach(conn, Some(address), false, false)
+    }
+
+    fn subscriber(&mut self, conn: ConnId, pattern: &str) -> (LinkKey, u64) {
+        self.attach_with(conn, Some(pattern), false, false, true)
     }
 
     fn msg(&self, body: &'static [u8]) -> Msg {
@@ -519,6 +535,7 @@ fn a_dynamic_receiver_gets_a_unique_address_that_senders_can_use() {
             local,
             address: None,
             dynamic: true,
+            pattern: false,
             details: Default::default(),
         })],
     );
@@ -545,6 +562,7 @@ fn a_receiver_without_an_address_is_refused() {
             local: 1,
             address: None,
             dynamic: false,
+            pattern: false,
             details: Default::default(),
         })],
     );
@@ -753,5 +771,101 @@ fn messages_to_ever_new_addresses_do_not_grow_the_table_without_bound() {
     assert!(
         !snap.addresses.iter().any(|a| a.address == "random/0"),
         "the oldest idle one went"
+    );
+}
+
+const C3: ConnId = 4;
+
+#[test]
+fn pattern_subscribers_get_a_copy_of_every_message_to_a_matching_address() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    h.conn(C2);
+    let (temps, _) = h.subscriber(C, "sensors/*/temp");
+    let (all, _) = h.subscriber(C2, "sensors/#");
+    h.credit(C, temps, 10);
+    h.credit(C2, all, 10);
+    let (temp_in, _) = h.sender(P, "sensors/kitchen/temp");
+    let (hum_in, _) = h.sender(P, "sensors/kitchen/humidity");
+    assert_eq!(
+        grants(&h.take(P)),
+        20,
+        "a matching subscriber makes both addresses routable"
+    );
+
+    h.send(P, temp_in, 0, true);
+    h.send(P, hum_in, 1, true);
+    assert_eq!(delivered(&h.take(C)).len(), 1, "only the temperature");
+    assert_eq!(delivered(&h.take(C2)).len(), 2, "both");
+}
+
+#[test]
+fn a_sender_waits_for_credit_until_a_pattern_matches_its_address() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    h.sender(P, "a/b/c");
+    h.subscriber(C, "x/#");
+    assert_eq!(grants(&h.take(P)), 0, "nobody matches a/b/c");
+    h.subscriber(C, "a/*/c");
+    assert_eq!(grants(&h.take(P)), 10);
+}
+
+#[test]
+fn an_anycast_receiver_and_a_pattern_subscriber_each_get_one_copy_and_outcomes_aggregate() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    h.conn(C2);
+    h.conn(C3);
+    let (r1, _) = h.receiver(C, "orders");
+    let (r2, _) = h.receiver(C2, "orders");
+    let (sub, _) = h.subscriber(C3, "#");
+    for (conn, link) in [(C, r1), (C2, r2), (C3, sub)] {
+        h.credit(conn, link, 10);
+    }
+    let (input, _) = h.sender(P, "orders");
+    h.take(P);
+    h.send(P, input, 7, false);
+    let d1 = delivered(&h.take(C));
+    let d2 = delivered(&h.take(C2));
+    let ds = delivered(&h.take(C3));
+    assert_eq!(d1.len() + d2.len(), 1, "anycast: one of the two receivers");
+    assert_eq!(ds.len(), 1, "the subscriber's copy");
+    let (conn, link, key) = if d1.is_empty() {
+        (C2, r2, d2[0].unwrap())
+    } else {
+        (C, r1, d1[0].unwrap())
+    };
+    h.outcome(C3, sub, ds[0].unwrap(), DeliveryState::Released);
+    assert!(settled(&h.take(P)).is_empty(), "waits for the receiver too");
+    h.outcome(conn, link, key, DeliveryState::Accepted);
+    assert_eq!(settled(&h.take(P)), vec![(7, DeliveryState::Accepted)]);
+    assert_eq!(h.core.deliveries.len(), 0, "nothing left unsettled");
+}
+
+#[test]
+fn a_detached_pattern_subscriber_gets_nothing_more() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (sub, _) = h.subscriber(C, "t/#");
+    h.credit(C, sub, 10);
+    let (input, _) = h.sender(P, "t/1");
+    h.take(P);
+    h.events(
+        C,
+        vec![Event::Detach {
+            link: sub,
+            error: None,
+        }],
+    );
+    h.send(P, input, 3, false);
+    assert_eq!(settled(&h.take(P)), vec![(3, DeliveryState::Released)]);
+    assert!(delivered(&h.take(C)).is_empty());
+    assert!(
+        h.core.patterns.is_empty(),
+        "the pattern's entry went with its last subscriber"
     );
 }
