@@ -250,6 +250,7 @@ impl Core {
                 Command::Detach {
                     local,
                     error: Some(error),
+                    closed: true,
                 },
             );
         }

@@ -284,7 +284,7 @@ impl Core {
                     }
                 }
                 for link in entry.links {
-                    self.detach(link);
+                    self.detach(link, false);
                 }
             }
             // The router's management requests have no meaning here (the broker's come on its own channel).
@@ -296,11 +296,11 @@ impl Core {
         match event {
             Event::AttachIncoming(req) => self.attach_producer(conn, req),
             Event::AttachOutgoing(req) => self.attach_consumer(conn, req),
-            Event::Detach { link, .. } => {
+            Event::Detach { link, closed, .. } => {
                 if let Some(entry) = self.conns.get_mut(&conn) {
                     entry.links.retain(|l| *l != link);
                 }
-                self.detach(link);
+                self.detach(link, closed);
             }
             Event::Transfer {
                 link,

@@ -275,7 +275,10 @@ impl Core {
     /// The link is gone: a sender's half-received message is dropped; a receiver's unsettled deliveries come
     /// back (the connection reports them as released first; anything left is released here), and a private
     /// subscription goes with its last receiver.
-    pub(crate) fn detach(&mut self, key: LinkKey) {
+    /// A link is gone. A consumer that *closed* its link (rather than detaching, or losing its connection)
+    /// ends a durable subscription it was the last consumer of: that is how JMS-over-AMQP clients unsubscribe.
+    /// Subscriptions declared by a manifest stay: only an admin deletes those.
+    pub(crate) fn detach(&mut self, key: LinkKey, closed: bool) {
         if self.link(key).is_none() {
             return;
         }
@@ -311,7 +314,15 @@ impl Core {
                 q.consumers.retain(|l| *l != key);
                 q.browsers.retain(|l| *l != key);
                 let unused = q.consumers.is_empty() && q.browsers.is_empty();
-                if unused && !q.role.durable() {
+                let unsubscribed = closed
+                    && matches!(
+                        q.role,
+                        Role::Subscription {
+                            declared: false,
+                            ..
+                        }
+                    );
+                if unused && (!q.role.durable() || unsubscribed) {
                     self.delete_queue(c.queue);
                 } else {
                     self.mark(c.queue);

@@ -90,6 +90,26 @@ def test_durable_subscription_survives_detach_and_restart(shoal_factory, manifes
     assert got == ["n3", "n4", "n5"], f"durable subscription after detach and restart: {got}"
 
 
+def test_closing_a_durable_subscription_unsubscribes(shoal_factory, manifests, amqp):
+    """Detach keeps a durable subscription; close (detach with closed=true, as a JMS unsubscribe does)
+    ends it, messages and all."""
+    shoal, _ = topic_shoal(shoal_factory, manifests)
+    conn = amqp.connect(shoal.url, container_id=CLIENT_ID)
+    sub = amqp.receiver(conn, "news", credit=10, accept=True, name=SUB_NAME, options=[DurableSubscription()])
+    snd = amqp.sender(amqp.connect(shoal.url), "news")
+    amqp.detach(sub)
+    publish(amqp, snd, ["kept"])
+
+    again = amqp.receiver(conn, "news", credit=0, name=SUB_NAME, options=[DurableSubscription()])
+    assert [m.body for m in amqp.drain(again, credit=10)] == ["kept"], "a detach must not unsubscribe"
+    again.close()
+    amqp.wait(lambda: again.state & again.REMOTE_CLOSED, what="the close to be answered")
+    publish(amqp, snd, ["after-unsubscribe"])
+
+    fresh = amqp.receiver(conn, "news", credit=0, name=SUB_NAME, options=[DurableSubscription()])
+    assert amqp.drain(fresh, credit=10) == [], "the closed subscription kept collecting"
+
+
 def test_durable_subscription_is_per_container_id(shoal_factory, manifests, amqp):
     shoal, _ = topic_shoal(shoal_factory, manifests)
     mine = amqp.receiver(

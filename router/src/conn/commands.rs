@@ -67,7 +67,11 @@ impl Engine {
                     self.flows_due.push(local);
                 }
             }
-            Command::Detach { local, error } => self.detach_link(local, error),
+            Command::Detach {
+                local,
+                error,
+                closed,
+            } => self.detach_link(local, error, closed),
             Command::Drained { local, limit } => {
                 let Some(l) = self.link_mut(local) else {
                     return;
@@ -90,6 +94,7 @@ impl Engine {
             self.events.push(Event::Detach {
                 link: core,
                 error: None,
+                closed: false,
             });
             return;
         };

@@ -254,7 +254,7 @@ impl Engine {
             }
             LinkState::Attached => {}
         }
-        self.drop_link_with(key, detach.error);
+        self.drop_link_with(key, detach.error, detach.closed);
         self.emit(
             channel,
             &Performative::Detach(Detach {
@@ -299,11 +299,11 @@ impl Engine {
 
     /// Forget a link: its unsettled outgoing deliveries go back as released, then the core hears it is gone.
     pub(super) fn drop_link(&mut self, key: u64) {
-        self.drop_link_with(key, None);
+        self.drop_link_with(key, None, false);
     }
 
     /// As [`Engine::drop_link`], passing on the error the peer's detach carried.
-    pub(super) fn drop_link_with(&mut self, key: u64, error: Option<AmqpError>) {
+    pub(super) fn drop_link_with(&mut self, key: u64, error: Option<AmqpError>, closed: bool) {
         let Some(link) = self.link(key) else { return };
         let (channel, handle, core) = (link.channel, link.remote_handle(), link.core);
         if let Some(session) = self
@@ -330,7 +330,11 @@ impl Engine {
             }
         }
         if let Some(core) = core {
-            self.events.push(Event::Detach { link: core, error });
+            self.events.push(Event::Detach {
+                link: core,
+                error,
+                closed,
+            });
         }
         self.links.remove(key as u32 as usize);
     }

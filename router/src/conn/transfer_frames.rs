@@ -174,12 +174,12 @@ impl Engine {
 
     /// Detach one link with an error (a link-level violation); the rest of the connection carries on.
     pub(super) fn detach_with_error(&mut self, key: u64, error: AmqpError) {
-        self.detach_link(key, Some(error));
+        self.detach_link(key, Some(error), true);
     }
 
     /// Detach a link from our side (an error, or its routed partner went away); the peer's answering detach
     /// is expected on its handle.
-    pub(super) fn detach_link(&mut self, key: u64, error: Option<AmqpError>) {
+    pub(super) fn detach_link(&mut self, key: u64, error: Option<AmqpError>, closed: bool) {
         let Some(link) = self.link(key) else { return };
         let (channel, handle, remote) = (link.channel, link.handle, link.remote_handle());
         let answered = !matches!(link.state, LinkState::Initiating) || link.peer_handle.is_some();
@@ -193,7 +193,7 @@ impl Engine {
             channel,
             &Performative::Detach(Detach {
                 handle,
-                closed: true,
+                closed,
                 error,
             }),
         );

@@ -167,9 +167,12 @@ pub enum Event {
     AttachOutgoing(AttachRequest),
     /// The link is gone (detached by the peer, or the connection closed). For an outgoing link the connection
     /// first reports every unsettled delivery on it as released. `error` is what the peer's detach carried.
+    /// `closed`: the peer closed the link (its detach said `closed`), ending the terminus for good: a durable
+    /// subscription ends with it. A plain detach, or a lost connection, leaves a durable subscription waiting.
     Detach {
         link: LinkKey,
         error: Option<AmqpError>,
+        closed: bool,
     },
     /// The route container answered a link the router opened for `client` ([`Command::RouteAttach`]): attached
     /// as `local` (the core answers with `Command::Attached` to give it a key), or refused with `error`.
@@ -276,10 +279,12 @@ pub enum Command {
         credit: u32,
         drain: bool,
     },
-    /// Detach a link (its routed partner went away), passing on `error`.
+    /// Detach a link (its routed partner went away), passing on `error`; `closed` as the partner's detach said
+    /// (a client closing a durable subscription ends it on the broker).
     Detach {
         local: LocalLink,
         error: Option<AmqpError>,
+        closed: bool,
     },
 }
 

@@ -73,8 +73,15 @@ impl Core {
             .link(client)
             .is_some_and(|l| l.routed == Some(Routed::Pending));
         match (waiting, error) {
-            // The client left meanwhile: so does the partner.
-            (false, None) => self.send(broker, Command::Detach { local, error: None }),
+            // The client left meanwhile: so does the partner (not closed: a durable subscription stays).
+            (false, None) => self.send(
+                broker,
+                Command::Detach {
+                    local,
+                    error: None,
+                    closed: false,
+                },
+            ),
             (false, Some(_)) => {}
             (true, Some(error)) => {
                 let (conn, client_local) = self
@@ -162,7 +169,7 @@ impl Core {
     }
 
     /// `key` is going: its partner is detached, told `error` (a broker's detach error reaches the client).
-    pub(super) fn unpair(&mut self, key: LinkKey, error: Option<AmqpError>) {
+    pub(super) fn unpair(&mut self, key: LinkKey, error: Option<AmqpError>, closed: bool) {
         let Some(Routed::Paired(partner)) = self.link(key).and_then(|l| l.routed) else {
             return;
         };
@@ -172,7 +179,14 @@ impl Core {
         // Unpaired first, so the partner's own detach (reported back by its connection) does not echo.
         p.routed = None;
         let (conn, local) = (p.conn, p.local);
-        self.send(conn, Command::Detach { local, error });
+        self.send(
+            conn,
+            Command::Detach {
+                local,
+                error,
+                closed,
+            },
+        );
     }
 
     /// A delivery on a routed link goes to its partner.

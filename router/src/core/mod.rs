@@ -254,7 +254,7 @@ impl Core {
                         )
                     });
                     for link in entry.links {
-                        self.detach_with(link, lost.clone());
+                        self.detach_with(link, lost.clone(), false);
                     }
                 }
             }
@@ -266,11 +266,15 @@ impl Core {
         match event {
             Event::AttachIncoming(req) => self.attach(conn, req, true),
             Event::AttachOutgoing(req) => self.attach(conn, req, false),
-            Event::Detach { link, error } => {
+            Event::Detach {
+                link,
+                error,
+                closed,
+            } => {
                 if let Some(entry) = self.conns.get_mut(&conn) {
                     entry.links.retain(|l| *l != link);
                 }
-                self.detach_with(link, error);
+                self.detach_with(link, error, closed);
             }
             Event::RouteAttached {
                 client,
@@ -565,12 +569,12 @@ impl Core {
         }
     }
 
-    /// The link is gone; a routed partner is detached too, told `error`.
-    fn detach_with(&mut self, key: LinkKey, error: Option<AmqpError>) {
+    /// The link is gone; a routed partner is detached too, told `error` and whether the link was closed.
+    fn detach_with(&mut self, key: LinkKey, error: Option<AmqpError>, closed: bool) {
         if self.link(key).is_none() {
             return;
         }
-        self.unpair(key, error);
+        self.unpair(key, error, closed);
         // A delivery still streaming from this link ends here, unfinished.
         self.transfer_more_dropped(key);
         let link = self.links.remove(key.index as usize);

@@ -388,6 +388,7 @@ fn a_detaching_receiver_gives_queued_messages_back() {
         vec![Event::Detach {
             link: out,
             error: None,
+            closed: true,
         }],
     );
     let back = settled(&h.take(P));
@@ -714,6 +715,7 @@ fn a_sender_that_detaches_mid_stream_aborts_it() {
         vec![Event::Detach {
             link: input,
             error: None,
+            closed: true,
         }],
     );
     assert_eq!(
@@ -859,6 +861,7 @@ fn a_detached_pattern_subscriber_gets_nothing_more() {
         vec![Event::Detach {
             link: sub,
             error: None,
+            closed: true,
         }],
     );
     h.send(P, input, 3, false);
