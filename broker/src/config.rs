@@ -148,6 +148,11 @@ pub struct BrokerConfig {
     pub window: usize,
     /// A link to an unknown address creates a queue of that name (instead of being refused).
     pub auto_create_queues: bool,
+    /// Producer pacing: while a queue's window is full and its consumers took a message within this time,
+    /// its producers get no new credit, so they go at the consumers' pace instead of paging to the store
+    /// (which costs a write and a read per message). Consumers idle this long (or none) and producers page
+    /// again: a stuck consumer never stops senders. Zero turns pacing off.
+    pub pace_while_consumed_within: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -157,6 +162,7 @@ impl Default for BrokerConfig {
             link_capacity: 1000,
             window: 10_000,
             auto_create_queues: false,
+            pace_while_consumed_within: Duration::from_secs(1),
         }
     }
 }

@@ -92,7 +92,9 @@ impl Core {
         let Some(q) = self.queue(key) else {
             return false;
         };
-        let stored = q.ready.get(&seq).is_some_and(|e| e.stored);
+        // Non-durable messages may be lost in a crash anyway (they are only paged to the store for room), so
+        // their delivery-count after one does not matter.
+        let stored = q.ready.get(&seq).is_some_and(|e| e.stored && e.durable);
         if !stored || !q.role.durable() || seq <= q.delivered_saved {
             return true;
         }
@@ -243,6 +245,7 @@ impl Core {
         }
         let body = entry.delivery_body();
         if let Some(q) = self.queue_mut(key) {
+            q.last_out = Some(Instant::now());
             q.unacked += 1;
             q.delivered = q.delivered.max(entry.seq);
             q.counters.delivered += 1;

@@ -37,6 +37,7 @@ pub(crate) struct Limits {
     pub link_capacity: u32,
     pub window: usize,
     pub auto_create: bool,
+    pub pace_within: std::time::Duration,
 }
 
 impl Limits {
@@ -45,6 +46,7 @@ impl Limits {
             link_capacity: config.link_capacity.max(1),
             window: config.window.max(1),
             auto_create: config.auto_create_queues,
+            pace_within: config.pace_while_consumed_within,
         }
     }
 }
@@ -150,6 +152,9 @@ pub(crate) struct Core {
     pub paged_expiry: PagedExpiry,
     /// (due, queue, seq) of messages waiting out a redelivery delay.
     pub redeliveries: BTreeSet<(Instant, QueueKey, u64)>,
+    /// Queues whose producers wait for credit because of pacing (see `BrokerConfig::pace_while_consumed_within`):
+    /// checked again when their consumers' grace runs out.
+    pub paced: BTreeSet<QueueKey>,
     /// Queues to pump at the end of the pass.
     pub dirty: Vec<QueueKey>,
     pub batch: Batch,
@@ -184,6 +189,7 @@ impl Core {
             expiry: ExpiryIndex::default(),
             paged_expiry: PagedExpiry::default(),
             redeliveries: BTreeSet::new(),
+            paced: BTreeSet::new(),
             dirty: Vec::new(),
             batch: Batch::default(),
             persist,
@@ -244,7 +250,13 @@ impl Core {
         let stored = self.paged_expiry.due().map(|ms| self.clock.instant_of(ms));
         let redelivery = self.redeliveries.first().map(|(at, _, _)| *at);
         let stall = self.persist.stalled().then(|| Instant::now() + STALL_RETRY);
-        [expiry, stored, redelivery, stall]
+        let pacing = self
+            .paced
+            .iter()
+            .filter_map(|q| self.queue(*q)?.last_out)
+            .min()
+            .map(|t| t + self.limits.pace_within);
+        [expiry, stored, redelivery, stall, pacing]
             .into_iter()
             .flatten()
             .min()
@@ -383,6 +395,24 @@ impl Core {
 
     /// Purge what expired; put back what waited out its redelivery delay.
     fn timers(&mut self) {
+        if !self.paced.is_empty() {
+            // Pumping a paced queue gives its producers credit again if pacing no longer holds them.
+            let now = Instant::now();
+            let pace_within = self.limits.pace_within;
+            let due: Vec<QueueKey> = self
+                .paced
+                .iter()
+                .copied()
+                .filter(|q| {
+                    self.queue(*q)
+                        .is_none_or(|q| q.last_out.is_none_or(|t| t + pace_within <= now))
+                })
+                .collect();
+            for q in due {
+                self.paced.remove(&q);
+                self.mark(q);
+            }
+        }
         let now = self.clock.now_ms();
         if self.expiry.next().is_some_and(|d| d <= now) {
             for (queue, seq) in self.expiry.pop_due(now, PURGE_PER_PASS) {

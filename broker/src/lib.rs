@@ -124,12 +124,15 @@ impl Broker {
         if self.handle.tx.send(Control::Quiesce(tx)).await.is_ok() {
             let _ = rx.await;
         }
+        tracing::debug!("broker quiesced; closing connections");
         self.server.close_connections().await;
+        tracing::debug!("broker connections closed; stopping the core");
         let (tx, rx) = oneshot::channel();
         if self.handle.tx.send(Control::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
         }
         let _ = self.core.await;
+        tracing::debug!("broker core stopped; waiting for the store writer");
         let worker = self.worker;
         let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     }

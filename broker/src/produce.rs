@@ -7,6 +7,8 @@ use bytes::Bytes;
 use shoal_amqp::{condition, AmqpError, DeliveryState, Scan};
 use shoal_router::core::api::{Command, LinkKey, Msg};
 
+use tokio::time::Instant;
+
 use crate::config::FullPolicy;
 use crate::core::{Addr, Core, LinkKind, Partial};
 use crate::persist::Done;
@@ -250,6 +252,10 @@ impl Core {
             if self.blocked(address) {
                 return;
             }
+            if let Some(q) = self.pacing(address) {
+                self.paced.insert(q);
+                return;
+            }
         }
         let Some(LinkKind::Producer(p)) = self.link_mut(key).map(|l| &mut l.kind) else {
             return;
@@ -279,6 +285,17 @@ impl Core {
             Some(Addr::Queue(q)) => full(*q),
             Some(Addr::Topic(t)) => t.subs.iter().any(|q| full(*q)),
             None => false,
+        }
+    }
+
+    /// The queue of `address` that paces its producers now, if any (a topic: any of its subscriptions).
+    fn pacing(&self, address: &str) -> Option<QueueKey> {
+        let (window, within, now) = (self.limits.window, self.limits.pace_within, Instant::now());
+        let paces = |q: &QueueKey| self.queue(*q).is_some_and(|q| q.paces(window, within, now));
+        match self.addresses.get(address) {
+            Some(Addr::Queue(q)) => Some(*q).filter(paces),
+            Some(Addr::Topic(t)) => t.subs.iter().copied().find(paces),
+            None => None,
         }
     }
 

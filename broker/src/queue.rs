@@ -147,6 +147,8 @@ pub(crate) struct Queue {
     pub delivered_at_start: u64,
     /// A subscription collects only what this selects.
     pub filter: Option<Selector>,
+    /// When a consumer last took a message (producer pacing).
+    pub last_out: Option<tokio::time::Instant>,
     /// Listed in the core's set of queues to pump at the end of the batch.
     pub dirty: bool,
     /// Settings changed (or the watermark moved): rewrite the queue's record.
@@ -177,6 +179,7 @@ impl Queue {
             reserving: None,
             delivered_at_start: 0,
             filter: None,
+            last_out: None,
             dirty: false,
             record_dirty: false,
         }
@@ -205,6 +208,22 @@ impl Queue {
         self.settings
             .max_size_bytes
             .is_some_and(|max| self.bytes >= max)
+    }
+
+    /// Producers should wait for consumers rather than page: the window is full (or pages) and a consumer took
+    /// a message within `within` (see `BrokerConfig::pace_while_consumed_within`).
+    pub fn paces(
+        &self,
+        window: usize,
+        within: std::time::Duration,
+        now: tokio::time::Instant,
+    ) -> bool {
+        !within.is_zero()
+            && !self.window_has_room(window)
+            && !self.consumers.is_empty()
+            && self
+                .last_out
+                .is_some_and(|t| now.saturating_duration_since(t) < within)
     }
 
     /// A new message may live in memory (nothing newer is paged out, and the window has room).

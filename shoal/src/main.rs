@@ -171,7 +171,7 @@ fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let signals = Signals::new()?;
         let broker = shoal::broker_process::start(
             &args.name,
@@ -184,9 +184,11 @@ fn broker(args: BrokerArgs) -> anyhow::Result<()> {
         println!("ready");
         signals.wait().await;
         tracing::info!("shutting down");
-        broker.shutdown().await;
+        bounded_shutdown(broker.shutdown()).await;
         anyhow::Ok(())
-    })
+    });
+    runtime.shutdown_timeout(RUNTIME_STOP);
+    result
 }
 
 fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
@@ -207,7 +209,7 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         // Listen for signals before anyone can know we are up: a SIGTERM right after `ready` must drain.
         let signals = Signals::new()?;
         let shoal = Standalone::start(opts).await?;
@@ -220,10 +222,28 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         println!("ready");
         signals.wait().await;
         tracing::info!("shutting down: draining");
-        shoal.shutdown().await;
+        bounded_shutdown(shoal.shutdown()).await;
         tracing::info!("stopped");
         anyhow::Ok(())
-    })
+    });
+    // Tasks still running (a connection that never answered our close) must not hold the exit up.
+    runtime.shutdown_timeout(RUNTIME_STOP);
+    result
+}
+
+/// Each shutdown step has its own bound; this is the last word, so that SIGTERM always ends the process within
+/// what a supervisor waits (Kubernetes: 30 s). Nothing acknowledged is at risk: durable messages were on disk
+/// before they were accepted, and the store recovers from its log as after a crash.
+const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(4);
+const RUNTIME_STOP: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn bounded_shutdown(shutdown: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(SHUTDOWN_LIMIT, shutdown)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown took longer than {SHUTDOWN_LIMIT:?}: exiting anyway");
+    }
 }
 
 /// SIGTERM and SIGINT, registered up front.

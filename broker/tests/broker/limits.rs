@@ -75,3 +75,110 @@ async fn a_full_queue_blocks_senders_until_there_is_room() {
         .unwrap();
     send_accepted(&s, &["more"]).await;
 }
+
+fn paced(window: usize, pace: std::time::Duration) -> BrokerConfig {
+    BrokerConfig {
+        addresses: vec![BrokerAddress::queue("q")],
+        link_capacity: 20,
+        window,
+        pace_while_consumed_within: pace,
+        ..BrokerConfig::default()
+    }
+}
+
+/// Sends non-durable messages while the sender has credit (each accepted), up to `max`; returns how many.
+async fn send_while_credit(
+    b: &TestBroker,
+    conn: &shoal_client::Connection,
+    s: &shoal_client::Sender,
+    max: usize,
+) -> usize {
+    let mut sent = 0;
+    while sent < max {
+        if s.credit() == 0 {
+            // The broker may still be topping the sender up: one round trip through its core settles that.
+            round_trip(conn, "q").await;
+            if s.credit() == 0 {
+                break;
+            }
+        }
+        let d = s.send(&message("m", false), false).await.unwrap();
+        assert_eq!(d.outcome().await.unwrap(), DeliveryState::Accepted);
+        sent += 1;
+    }
+    let _ = b;
+    sent
+}
+
+/// A consumer took a message just now: once the window is full, its producers wait for it (no new credit)
+/// instead of paging messages out to the store.
+#[tokio::test]
+async fn producers_are_paced_to_active_consumers_instead_of_paging() {
+    let window = 4;
+    let b = start(paced(window, std::time::Duration::from_secs(600))).await;
+    let conn = b.connect().await;
+    let r = conn.receiver("q", 1).await.unwrap();
+    let s = sender(&conn, "q").await;
+    let first = s.send(&message("first", false), false).await.unwrap();
+    first.outcome().await.unwrap();
+    recv(&r).await; // taken, not settled: the consumer is active and its credit is used up
+
+    let sent = send_while_credit(&b, &conn, &s, 200).await;
+    let stats = b.stats("q").await.unwrap();
+    assert!(sent < 200, "the sender was never held back");
+    assert_eq!(s.credit(), 0);
+    // Only what the sender already held credit for when the window filled can have gone to the store.
+    assert!(
+        stats.paged <= 20,
+        "paged {} while a consumer was active",
+        stats.paged
+    );
+    assert_eq!(stats.ready + stats.paged, sent as u64);
+}
+
+/// Without pacing (or once consumers idle past the pacing time) producers page to the store and keep going.
+#[tokio::test]
+async fn without_pacing_producers_page_and_keep_their_credit() {
+    let b = start(paced(4, std::time::Duration::ZERO)).await;
+    let conn = b.connect().await;
+    let r = conn.receiver("q", 1).await.unwrap();
+    let s = sender(&conn, "q").await;
+    s.send(&message("first", false), false)
+        .await
+        .unwrap()
+        .outcome()
+        .await
+        .unwrap();
+    recv(&r).await;
+    let sent = send_while_credit(&b, &conn, &s, 100).await;
+    assert_eq!(sent, 100, "never held back");
+    assert!(b.stats("q").await.unwrap().paged > 50);
+}
+
+#[tokio::test]
+async fn an_idle_consumer_stops_pacing_after_the_pacing_time() {
+    let pace = std::time::Duration::from_millis(300);
+    let b = start(paced(4, pace)).await;
+    let conn = b.connect().await;
+    let r = conn.receiver("q", 1).await.unwrap();
+    let s = sender(&conn, "q").await;
+    s.send(&message("first", false), false)
+        .await
+        .unwrap()
+        .outcome()
+        .await
+        .unwrap();
+    recv(&r).await;
+    let taken = std::time::Instant::now();
+    send_while_credit(&b, &conn, &s, 200).await;
+    assert_eq!(s.credit(), 0, "held while the consumer is active");
+    tokio::time::timeout(WAIT, s.wait_credit(1))
+        .await
+        .expect("credit comes back once the consumer idles")
+        .unwrap();
+    assert!(
+        taken.elapsed() >= pace,
+        "released after {:?}",
+        taken.elapsed()
+    );
+}
