@@ -74,9 +74,9 @@ impl AdminState {
             return Ok(());
         }
         let known = if self.brokers.is_empty() {
-            "this router has no broker (start it with --broker NAME=HOST:PORT)".to_owned()
+            "none is known here (start shoal router with --broker NAME=HOST:PORT)".to_owned()
         } else {
-            format!("this router knows {}", self.brokers.join(", "))
+            format!("known here: {}", self.brokers.join(", "))
         };
         Err(shoal_crds::FieldError::new(
             "spec.broker",

@@ -85,6 +85,10 @@ struct BrokerArgs {
     /// Where the broker keeps its messages.
     #[arg(long, default_value = "./shoal-data")]
     data_dir: PathBuf,
+    /// Admin API listener (`shoal apply --server http://ADDR` declares addresses on this broker); off unless
+    /// given.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// The broker's name: it holds the addresses whose `spec.broker` names it (or that name none, for
     /// `broker`), and routers know it by this name (`shoal router --broker NAME=HOST:PORT`).
     #[arg(long, default_value = shoal::standalone::BROKER)]
@@ -177,10 +181,14 @@ fn broker(args: BrokerArgs) -> anyhow::Result<()> {
             &args.name,
             &args.data_dir,
             args.amqp_listen,
+            args.http_listen,
             &args.manifests,
         )
         .await?;
         println!("amqp listening on {}", broker.amqp);
+        if let Some(http) = broker.http {
+            println!("http listening on {http}");
+        }
         println!("ready");
         signals.wait().await;
         tracing::info!("shutting down");

@@ -48,7 +48,7 @@ def test_apply_refuses_a_queue_on_a_broker_the_router_does_not_know(shoal, manif
     out = shoal.apply(path)
     assert out.returncode != 0
     assert "spec.broker" in out.stderr and "no broker named \"nowhere\"" in out.stderr, out.stderr
-    assert "this router knows broker" in out.stderr, out.stderr  # the standalone's own broker
+    assert "known here: broker" in out.stderr, out.stderr  # the standalone's own broker
 
 
 def test_properties_survive_the_hop_to_a_named_broker(shoal_factory, manifests, amqp):
@@ -64,3 +64,30 @@ def test_properties_survive_the_hop_to_a_named_broker(shoal_factory, manifests, 
     amqp.wait_messages(rcv, 1)
     (msg, _), = rcv.inbox.items
     assert msg.body == "hello" and msg.properties == {"region": "eu"}
+
+
+def test_apply_declares_a_queue_on_a_running_broker_process(shoal_factory, manifest, amqp, tmp_path):
+    """`shoal broker --http-listen` serves the same admin API: a queue applied there (and its rule applied
+    to the router) works without restarting anything, and is declared again when the broker restarts."""
+    data = tmp_path / "east-data"
+    east = shoal_factory("--name", "east", "--http-listen", "127.0.0.1:0", name="east", command="broker",
+                         data_dir=data)
+    router = shoal_factory("--broker", f"east={east.addrs['amqp']}", name="router", command="router")
+    orders = manifest("orders", "orders", "queue", broker="east")
+    for server in (east, router):
+        out = server.apply(orders)
+        assert out.returncode == 0, out.stderr
+
+    elsewhere = manifest("billing", "billing", "queue", broker="west")
+    out = east.apply(elsewhere)
+    assert out.returncode != 0 and "spec.broker" in out.stderr and "known here: east" in out.stderr, out.stderr
+
+    conn = amqp.connect(router.url)
+    assert amqp.wait_settled(amqp.send(amqp.sender(conn, "orders"), "kept", durable=True)) == ["accepted"]
+
+    assert east.stop() == 0
+    east = shoal_factory("--name", "east", "--http-listen", "127.0.0.1:0", name="east2", command="broker",
+                         data_dir=data)
+    direct = amqp.connect(east.url)
+    rcv = amqp.receiver(direct, "orders", credit=0, accept=True)
+    assert [m.body for m in amqp.drain(rcv, credit=10)] == ["kept"]
