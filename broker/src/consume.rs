@@ -271,25 +271,26 @@ impl Core {
         );
     }
 
-    /// Browsers get presettled copies of what is ready, each from where it left off.
+    /// Browsers get presettled copies of what is ready, each from where it left off; past the window, of what is
+    /// paged out, read from the store (one read per browser at a time, as far as its credit goes).
     fn browse(&mut self, key: QueueKey) {
         let Some(q) = self.queue(key) else { return };
         if q.browsers.is_empty() {
             return;
         }
-        let exhausted_after = |q: &crate::queue::Queue, next: u64| {
-            q.ready.range(next..).next().is_none() && !q.paging.active()
-        };
         for b in q.browsers.clone() {
             let Some(q) = self.queue(key) else { return };
             let Some(link) = self.link(b) else { continue };
-            let (conn, local) = (link.conn, link.local);
             let LinkKind::Consumer(c) = &link.kind else {
                 continue;
             };
-            let (Some(mut next), available) = (c.browse, c.available()) else {
+            let (Some(next), available, reading) = (c.browse, c.available(), c.browse_reading)
+            else {
                 continue;
             };
+            if reading || available == 0 {
+                continue;
+            }
             let selector = c.selector.as_deref();
             let mut last_seen = None;
             let copies: Vec<(u64, bytes::Bytes)> = q
@@ -300,34 +301,106 @@ impl Core {
                 .take(available as usize)
                 .map(|(seq, e)| (*seq, e.delivery_body()))
                 .collect();
+            let mut next = next;
             // Past what it looked at, even where nothing was selected.
             if copies.len() < available as usize {
                 if let Some(seen) = last_seen {
                     next = next.max(seen + 1);
                 }
             }
-            let sent = copies.len() as u32;
-            for (seq, body) in copies {
-                next = next.max(seq + 1);
-                let mut msg = Msg::untracked(Chunks::One(body));
-                msg.charge.activate();
-                self.send(
-                    conn,
-                    Command::Deliver {
-                        local,
-                        delivery: None,
-                        msg,
-                        more: false,
-                    },
-                );
+            let left = available - copies.len() as u32;
+            self.show(b, copies, next);
+            let Some(q) = self.queue(key) else { return };
+            // The window is shown: the rest is in the store (paged seqs are all above the window's).
+            let paged_from = next.max(q.paging.from);
+            if left > 0 && q.paging.active() && paged_from <= q.paging.committed {
+                let (name, upto) = (q.name.clone(), q.paging.committed);
+                if let Some(LinkKind::Consumer(c)) = self.link_mut(b).map(|l| &mut l.kind) {
+                    c.browse_reading = true;
+                }
+                self.persist
+                    .browse(b, key, name, paged_from, upto, left as usize);
+                continue;
             }
-            let exhausted = self.queue(key).is_some_and(|q| exhausted_after(q, next));
-            if let Some(LinkKind::Consumer(c)) = self.link_mut(b).map(|l| &mut l.kind) {
-                c.browse = Some(next);
-                c.sent = c.sent.wrapping_add(sent);
-            }
+            // Nothing left for this browser: it has seen the window and every paged message.
+            let seen_paged = !q.paging.active() || next > q.paging.last;
+            let exhausted = q.ready.range(next..).next().is_none() && seen_paged;
             self.answer_drain(b, exhausted);
         }
+    }
+
+    /// Send a browser its copies, and move its cursor past them (at least to `next`).
+    fn show(&mut self, b: LinkKey, copies: Vec<(u64, bytes::Bytes)>, mut next: u64) {
+        let Some(link) = self.link(b) else { return };
+        let (conn, local) = (link.conn, link.local);
+        let sent = copies.len() as u32;
+        for (seq, body) in copies {
+            next = next.max(seq + 1);
+            let mut msg = Msg::untracked(Chunks::One(body));
+            msg.charge.activate();
+            self.send(
+                conn,
+                Command::Deliver {
+                    local,
+                    delivery: None,
+                    msg,
+                    more: false,
+                },
+            );
+        }
+        if let Some(LinkKind::Consumer(c)) = self.link_mut(b).map(|l| &mut l.kind) {
+            c.browse = Some(next);
+            c.sent = c.sent.wrapping_add(sent);
+        }
+    }
+
+    /// A browser's read of the paged region is back: show what its credit and selector take.
+    pub(crate) fn browsed(
+        &mut self,
+        b: LinkKey,
+        key: QueueKey,
+        upto: u64,
+        limit: usize,
+        result: store::Result<Vec<StoredMessage>>,
+    ) {
+        let Some(LinkKind::Consumer(c)) = self.link_mut(b).map(|l| &mut l.kind) else {
+            return;
+        };
+        c.browse_reading = false;
+        let (Some(next), available) = (c.browse, c.available()) else {
+            return;
+        };
+        let messages = match result {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("broker store read for a browser failed: {e}");
+                return;
+            }
+        };
+        // A short read saw everything up to `upto`.
+        let complete = messages.len() < limit;
+        let selector = match self.link(b).map(|l| &l.kind) {
+            Some(LinkKind::Consumer(c)) => c.selector.as_deref(),
+            _ => None,
+        };
+        let purged = self.queue(key).map(|q| &q.paging.purged);
+        let mut last_seen = None;
+        let copies: Vec<(u64, bytes::Bytes)> = messages
+            .into_iter()
+            .filter(|m| m.seq >= next && m.seq <= upto)
+            .filter(|m| purged.is_none_or(|p| !p.contains(&m.seq)))
+            .inspect(|m| last_seen = Some(m.seq))
+            .filter(|m| selector.is_none_or(|s| s.matches(&m.body)))
+            .take(available as usize)
+            .map(|m| (m.seq, Entry::from_stored(m).delivery_body()))
+            .collect();
+        let mut next = last_seen.map_or(next, |s| next.max(s + 1));
+        if complete && copies.len() < available as usize {
+            next = next.max(upto + 1);
+        }
+        self.show(b, copies, next);
+        // More may be paged beyond this read (or the credit may allow more): look again.
+        self.mark(key);
     }
 
     /// A receiver's outcome for a delivery.

@@ -97,6 +97,8 @@ pub(crate) struct Consumer {
     pub drain: bool,
     /// Browsing (`distribution-mode: copy`): the next seq to show; nothing is consumed.
     pub browse: Option<u64>,
+    /// A browser's read of the paged-out region is on its way.
+    pub browse_reading: bool,
     /// Only messages this selects (a selector on a queue; on a topic it filters the subscription instead).
     pub selector: Option<Box<Selector>>,
 }
@@ -390,6 +392,13 @@ impl Core {
                 limit,
                 result,
             } => self.loaded(queue, upto, limit, result),
+            Internal::Browsed {
+                link,
+                queue,
+                upto,
+                limit,
+                result,
+            } => self.browsed(link, queue, upto, limit, result),
         }
     }
 

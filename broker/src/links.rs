@@ -220,6 +220,7 @@ impl Core {
             sent: 0,
             drain: false,
             browse: browse.then_some(0),
+            browse_reading: false,
             selector,
         });
         let key = self.add_link(conn, local, kind);

@@ -56,6 +56,14 @@ pub(crate) enum Internal {
     /// Due entries of the store's TTL index, with the messages they name (`None`: already gone), and the
     /// index's next deadline after them.
     Expired { result: store::Result<DueEntries> },
+    /// Messages of the paged region a browser asked for (see `Core::browse`).
+    Browsed {
+        link: LinkKey,
+        queue: QueueKey,
+        upto: u64,
+        limit: usize,
+        result: store::Result<Vec<StoredMessage>>,
+    },
     Loaded {
         queue: QueueKey,
         /// Only messages up to this seq count (later ones may not all be written yet).
@@ -154,6 +162,34 @@ impl Persister {
                 .await
                 .unwrap_or_else(|e| Err(store::StoreError::Engine(e.to_string())));
             let _ = internal.send(Internal::Expired { result }).await;
+        });
+    }
+
+    /// Read up to `limit` messages of `name` from `from` for the browser `link`, on a blocking thread.
+    pub fn browse(
+        &self,
+        link: LinkKey,
+        queue: QueueKey,
+        name: String,
+        from: u64,
+        upto: u64,
+        limit: usize,
+    ) {
+        let store = Arc::clone(&self.store);
+        let internal = self.internal.clone();
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || store.scan(&name, from, limit))
+                .await
+                .unwrap_or_else(|e| Err(store::StoreError::Engine(e.to_string())));
+            let _ = internal
+                .send(Internal::Browsed {
+                    link,
+                    queue,
+                    upto,
+                    limit,
+                    result,
+                })
+                .await;
         });
     }
 

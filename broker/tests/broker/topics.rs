@@ -214,3 +214,47 @@ async fn selectors_choose_what_a_consumer_gets() {
         .expect("refused");
     assert!(e.contains("invalid-field"), "{e}");
 }
+
+/// A browser sees the whole queue, not just the in-memory window: past it, copies come from the store.
+#[tokio::test]
+async fn browsing_reaches_past_the_window_into_the_store() {
+    let b = start(BrokerConfig {
+        window: 3,
+        ..config()
+    })
+    .await;
+    let conn = b.connect().await;
+    let s = sender(&conn, "q").await;
+    let all = texts(10, "m");
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    send_accepted(&s, &refs).await;
+    assert!(
+        b.stats("q").await.unwrap().paged > 0,
+        "the test needs a paged region"
+    );
+    let spec = SourceSpec {
+        browse: true,
+        ..SourceSpec::default()
+    };
+    let mut browser = RawReceiver::attach(b.addr, "browser", "look", "q", &spec)
+        .await
+        .unwrap();
+    browser.flow(4).await;
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (_, _, body) = browser.recv().await.unwrap();
+        seen.push(crate::raw::body_text(&body));
+    }
+    browser.flow(20).await;
+    for _ in 0..6 {
+        let (_, _, body) = browser.recv().await.unwrap();
+        seen.push(crate::raw::body_text(&body));
+    }
+    assert_eq!(seen, all, "every message once, in order");
+    browser.assert_empty().await;
+    assert_eq!(
+        b.stats("q").await.unwrap().depth,
+        10,
+        "browsing consumed nothing"
+    );
+}
