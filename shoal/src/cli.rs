@@ -12,6 +12,8 @@ use shoal_crds::{Address, Keyword};
 
 use crate::manifest;
 
+pub mod registry;
+
 /// The admin API's default address.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
@@ -174,6 +176,37 @@ impl Client {
             agent,
             base: server.trim_end_matches('/').to_owned(),
         }
+    }
+
+    /// A request with a JSON body (the registry API); 204 replies read as JSON `null`.
+    fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<Reply> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = || format!("cannot reach the shoal server at {}", self.base);
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let json = |r: ureq::RequestBuilder<ureq::typestate::WithBody>| {
+            r.header("content-type", "application/json").send(&body)
+        };
+        let result = match method {
+            "POST" => json(self.agent.post(&url)),
+            "PUT" => json(self.agent.put(&url)),
+            "DELETE" => self.agent.delete(&url).call(),
+            _ => self.agent.get(&url).call(),
+        };
+        let mut response = result.with_context(unreachable)?;
+        let status = response.status().as_u16();
+        let mut body = response
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("reading the reply from {url}"))?;
+        if body.trim().is_empty() {
+            body = "null".into();
+        }
+        Ok(Reply { status, body })
     }
 
     fn send(&self, method: &str, path: &str, body: Option<String>) -> anyhow::Result<Reply> {

@@ -50,6 +50,18 @@ enum Command {
         #[command(subcommand)]
         what: DeleteWhat,
     },
+    /// Manage tenants, devices and credentials in the device registry (the MQTT gateway's logins).
+    Registry {
+        #[command(subcommand)]
+        command: shoal::cli::registry::RegistryCommand,
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080",
+            env = "SHOAL_SERVER",
+            global = true
+        )]
+        server: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -168,6 +180,9 @@ fn main() -> anyhow::Result<()> {
                     server,
                 },
         } => shoal::cli::delete_address(&server, &namespace, &name),
+        Command::Registry { command, server } => {
+            shoal::cli::registry::run(&server, command, &mut std::io::stdout().lock())
+        }
     }
 }
 
