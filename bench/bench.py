@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import broker_bench
+import mqtt_bench
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -367,7 +368,7 @@ life (seeded), restart on the same data directory, keep sending; then drain. {ve
 """
 
 
-def write_report(path, router, broker, crash):
+def write_report(path, router, broker, crash, mqtt=None):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     router_text = (router_section(router["opts"], router["results"], router["generated"]) if router
                    else "## Router: direct messaging\n\nNot run yet.\n")
@@ -387,7 +388,8 @@ way round with `--skip-router`; `bench/crash.sh` re-runs the long crash test).
 {broker_text}
 ## Broker: crash test
 
-{crash_section(crash)}"""
+{crash_section(crash)}
+{mqtt_bench.section(mqtt)}"""
     path.write_text(doc)
 
 
@@ -502,6 +504,13 @@ def main():
     parser.add_argument("--broker-duration", type=int, default=5)
     parser.add_argument("--broker-filter", default="", help="only broker scenarios whose key contains this")
     parser.add_argument("--rss-messages", type=int, default=5_000_000, help="0 skips the stored-messages RSS run")
+    parser.add_argument("--skip-mqtt", action="store_true", help="keep the last MQTT figures")
+    parser.add_argument("--mqtt-load-bin", type=Path, default=REPO / "target/release/shoal-mqtt-load")
+    parser.add_argument("--mqtt-runs", type=int, default=3)
+    parser.add_argument("--mqtt-duration", type=int, default=5)
+    parser.add_argument("--mqtt-idle", type=int, default=15000,
+                        help="idle MQTT connections (0 skips; more than the fd limit cannot connect)")
+    parser.add_argument("--mqtt-raw", type=Path, default=REPO / "bench/out/mqtt.json")
     parser.add_argument("--crash-cycles", type=int, default=0, help="run the long crash test (bench/crash.sh)")
     parser.add_argument("--crash-producers", type=int, default=8)
     parser.add_argument("--crash-seed", type=int, default=None)
@@ -512,7 +521,7 @@ def main():
     opts = parser.parse_args()
     opts.servers = [s for s in opts.servers.split(",") if s]
     opts.brokers = [s for s in opts.brokers.split(",") if s]
-    needed = ["shoal_bin", "load_bin"]
+    needed = ["shoal_bin", "load_bin"] + ([] if opts.skip_mqtt else ["mqtt_load_bin"])
     if not opts.skip_router and "broker" in opts.servers:
         needed.append("broker_bin")
     for name in needed:
@@ -535,13 +544,18 @@ def main():
     else:
         broker = run_broker_part(opts)
         opts.broker_raw.write_text(json.dumps(broker, indent=2))
+    if opts.skip_mqtt:
+        mqtt = load_saved(opts.mqtt_raw)
+    else:
+        mqtt = mqtt_bench.run(opts, log)
+        opts.mqtt_raw.write_text(json.dumps(mqtt, indent=2))
     if opts.crash_cycles:
         crash = run_crash_part(opts)
         opts.crash_raw.write_text(json.dumps(crash, indent=2))
     else:
         crash = load_saved(opts.crash_raw)
 
-    write_report(opts.out, router, broker, crash)
+    write_report(opts.out, router, broker, crash, mqtt)
     log(f"wrote {opts.out} (raw: {opts.raw}, {opts.broker_raw}, {opts.crash_raw})")
     if crash and opts.crash_cycles and not crash.get("passed"):
         sys.exit(1)

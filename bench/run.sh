@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks shoal and writes docs/benchmarks.md (raw runs: bench/out/*.json):
-# the router against the Qpid Proton C broker example, and the broker's queues
-# against RabbitMQ (rabbitmq_amqp1_0) and ActiveMQ 5 (its AMQP connector).
+# the router against the Qpid Proton C broker example, the broker's queues
+# against RabbitMQ (rabbitmq_amqp1_0) and ActiveMQ 5 (its AMQP connector), and
+# the MQTT gateway against mosquitto (`--skip-mqtt` keeps the last MQTT figures).
 #
 #   bench/run.sh [bench.py options]    e.g. bench/run.sh --runs 1 --duration 3
 #   bench/run.sh --skip-broker         the router part only (keeps the last broker figures)
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-PACKAGES=(gcc pkg-config libqpid-proton11-dev libqpid-proton11-dev-examples rabbitmq-server activemq unzip
+PACKAGES=(gcc pkg-config libqpid-proton11-dev libqpid-proton11-dev-examples rabbitmq-server activemq unzip mosquitto
           python3-qpid-proton python3-pytest)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
