@@ -134,6 +134,7 @@ class Server:
 def start_shoal(opts, workdir, multicast):
     args = [
         str(opts.shoal_bin), "standalone", "--amqp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+        "--mqtt-listen", "127.0.0.1:0",
         "--data-dir", str(workdir / "data"),
     ]
     if multicast:

@@ -96,7 +96,7 @@ class Shoal:
             f"spec: {{ address: {QUEUE}, type: queue }}\n"
         )
         args = [str(self.shoal_bin), "standalone", "--amqp-listen", "127.0.0.1:0", "--http-listen",
-                "127.0.0.1:0", "--data-dir", str(workdir / "data"), "-f", str(manifest)]
+                "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--data-dir", str(workdir / "data"), "-f", str(manifest)]
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
         return _ShoalInstance(args, workdir, env)
 

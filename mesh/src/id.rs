@@ -93,14 +93,14 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Mode::Interior => "interior",
             Mode::Edge => "edge",
         }
     }
 
-    pub(crate) fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
             "interior" => Some(Mode::Interior),
             "edge" => Some(Mode::Edge),

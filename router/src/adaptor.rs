@@ -29,6 +29,7 @@ impl AdaptorConnection {
             conn: id,
             outbox: Arc::clone(&outbox),
             route_container: None,
+            mesh: None,
         })
         .await
         .map_err(|_| HandleError::ShuttingDown)?;

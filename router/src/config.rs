@@ -64,6 +64,20 @@ pub struct RouterConfig {
     pub session_window: u32,
     /// Who may connect.
     pub auth: AuthConfig,
+    /// Our name in the mesh (`None`: the container id). Must be a valid mesh router id when the
+    /// router joins a mesh.
+    pub router_id: Option<String>,
+    /// Interior (takes part in routing) or edge (hangs off interiors).
+    pub mode: shoal_mesh::Mode,
+    /// Timings of the mesh protocol (hello, dead interval...); its `mode` is ignored (see `mode`).
+    pub mesh: shoal_mesh::Config,
+}
+
+impl RouterConfig {
+    /// The id this router goes by in the mesh.
+    pub fn router_id(&self) -> &str {
+        self.router_id.as_deref().unwrap_or(&self.container_id)
+    }
 }
 
 /// SASL: who may connect.
@@ -94,6 +108,9 @@ impl Default for RouterConfig {
                 allow_anonymous: true,
                 users: Default::default(),
             },
+            router_id: None,
+            mode: shoal_mesh::Mode::Interior,
+            mesh: shoal_mesh::Config::default(),
         }
     }
 }

@@ -73,6 +73,11 @@ impl RouterHandle {
         crate::adaptor::AdaptorConnection::open(core).await
     }
 
+    /// The mesh as this router sees it: neighbours, routes, where each address's consumers are.
+    pub async fn mesh(&self) -> Result<crate::core::MeshSnapshot, HandleError> {
+        self.ask(Admin::Mesh).await
+    }
+
     /// Metrics in the Prometheus text exposition format.
     pub async fn prometheus(&self) -> Result<String, HandleError> {
         Ok(self.snapshot().await?.to_prometheus())

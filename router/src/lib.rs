@@ -26,6 +26,17 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use config::{AddressRule, AuthConfig, Distribution, Matcher, RouterConfig};
+pub use conn::ConnRole;
+pub use shoal_mesh::{Mode, RouterId};
+
+/// How a router dials another router of the mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    /// As an interior, to another interior's inter-router listener (`--connect inter-router://...`).
+    InterRouter,
+    /// As an edge, to an interior's inter-router listener (`--connect edge://...`).
+    Edge,
+}
 pub use handle::{HandleError, RouterHandle};
 pub use listener::Bound;
 pub use tokio_rustls::TlsAcceptor;
@@ -73,6 +84,16 @@ impl Server {
         addr: SocketAddr,
         tls: Option<TlsAcceptor>,
     ) -> std::io::Result<Bound> {
+        self.listen_as(addr, tls, conn::ConnRole::Normal).await
+    }
+
+    /// Bind `addr` for connections of `role` (normal clients, or routers of the mesh).
+    pub async fn listen_as(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<TlsAcceptor>,
+        role: conn::ConnRole,
+    ) -> std::io::Result<Bound> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let task = tokio::spawn(listener::accept_loop(
@@ -81,6 +102,7 @@ impl Server {
             self.context(),
             Arc::clone(&self.connections),
             self.stop_accepting.subscribe(),
+            role,
         ));
         self.listeners.push(task);
         Ok(Bound { local_addr })
@@ -99,7 +121,16 @@ impl Server {
     pub fn connect_route_container(&mut self, name: String, addr: SocketAddr) {
         // Not a listener: it must outlive `stop_accepting`, so deliveries to the broker can settle while the
         // router drains; it ends when connections close.
-        tokio::spawn(conn::connector::run(name, addr, self.context()));
+        tokio::spawn(conn::connector::run(
+            conn::ConnRole::RouteContainer(name),
+            addr,
+            self.context(),
+        ));
+    }
+
+    /// Keep a connection of `role` to `addr`, redialling with backoff when it drops (as for brokers).
+    pub fn connect(&mut self, role: conn::ConnRole, addr: SocketAddr) {
+        tokio::spawn(conn::connector::run(role, addr, self.context()));
     }
 
     /// Stop accepting new connections.
@@ -156,6 +187,22 @@ impl Router {
         tls: Option<TlsAcceptor>,
     ) -> std::io::Result<Bound> {
         self.server.listen(addr, tls).await
+    }
+
+    /// Bind `addr` for other routers: interiors connect here as inter-router peers, edges as edges.
+    pub async fn listen_inter_router(&mut self, addr: SocketAddr) -> std::io::Result<Bound> {
+        self.server
+            .listen_as(addr, None, conn::ConnRole::MeshAccepted)
+            .await
+    }
+
+    /// Keep a connection to the router at `addr` (an interior's inter-router listener), redialling with
+    /// exponential backoff (100 ms to 5 s) while it is down.
+    pub fn connect(&mut self, role: PeerRole, addr: SocketAddr) {
+        let role = conn::ConnRole::MeshDialled {
+            as_edge: role == PeerRole::Edge,
+        };
+        self.server.connect(role, addr);
     }
 
     /// Keep a connection to the broker `name` at `addr` (see [`Server::connect_route_container`]).

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::{self, ConnContext};
+use crate::conn::{self, ConnContext, ConnRole};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -24,6 +24,7 @@ pub(crate) async fn accept_loop(
     ctx: ConnContext,
     limit: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
+    role: ConnRole,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -49,14 +50,15 @@ pub(crate) async fn accept_loop(
         let id = next_conn_id();
         let ctx = ctx.clone();
         let tls = tls.clone();
+        let role = role.clone();
         tokio::spawn(async move {
             let peer = peer.to_string();
             match tls {
-                None => conn::serve(stream, id, peer, ctx).await,
+                None => conn::serve(stream, id, peer, ctx, role).await,
                 Some(acceptor) => {
                     let deadline = ctx.config.handshake_timeout;
                     match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => conn::serve(stream, id, peer, ctx).await,
+                        Ok(Ok(stream)) => conn::serve(stream, id, peer, ctx, role).await,
                         Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
                         Err(_) => tracing::info!(%peer, "TLS handshake deadline passed"),
                     }

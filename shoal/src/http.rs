@@ -46,6 +46,8 @@ pub struct AdminState {
     pub brokers: Vec<String>,
     /// Where applied manifests are persisted (`<data_dir>/manifests/`); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
+    /// The device registry, served with Hono's management API under `/v1/` (standalone).
+    pub registry: Option<shoal_registry::Registry>,
     /// Applied addresses by `namespace/name`. The lock is also held across each apply or delete as a whole,
     /// so concurrent requests never interleave their router calls and files.
     addresses: Mutex<BTreeMap<String, Address>>,
@@ -59,6 +61,7 @@ impl AdminState {
             broker: None,
             brokers: Vec::new(),
             data_dir,
+            registry: None,
             addresses: Mutex::new(BTreeMap::new()),
         }
     }
@@ -154,9 +157,11 @@ impl IntoResponse for AdminError {
 /// The admin API's routes.
 pub fn app(state: Arc<AdminState>) -> axum::Router {
     let base = "/apis/shoal.dev/v1beta1";
-    axum::Router::new()
+    let registry = state.registry.clone().map(shoal_registry::router);
+    let admin = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/mesh", get(mesh))
         .route(&format!("{base}/addresses"), get(list_all))
         .route(
             &format!("{base}/namespaces/{{ns}}/addresses"),
@@ -167,14 +172,19 @@ pub fn app(state: Arc<AdminState>) -> axum::Router {
             get(get_one).delete(delete_one),
         )
         .route(&format!("{base}/apply"), post(apply_body))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "error": "no such endpoint" })),
-            )
-        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .with_state(state);
+    // The registry router has its own body limit and state; merged before the shared fallback.
+    let merged = match registry {
+        Some(registry) => admin.merge(registry),
+        None => admin,
+    };
+    merged.fallback(|| async {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such endpoint" })),
+        )
+    })
 }
 
 /// Serves the admin API on `listener` until `shutdown` completes (then finishes in-flight requests).
@@ -373,6 +383,12 @@ async fn healthz(State(state): State<Arc<AdminState>>) -> (StatusCode, &'static 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Result<Response, AdminError> {
     let text = state.router.prometheus().await?;
     Ok(([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response())
+}
+
+/// The mesh as this router sees it: its id and mode, neighbours, routes with costs, and where the consumers
+/// of each address are (ADR 0009).
+async fn mesh(State(state): State<Arc<AdminState>>) -> Result<Response, AdminError> {
+    Ok(Json(state.router.mesh().await?).into_response())
 }
 
 fn address_list(items: Vec<Address>) -> serde_json::Value {

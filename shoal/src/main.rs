@@ -153,6 +153,47 @@ struct StandaloneArgs {
     /// Keep SASL ANONYMOUS on even with --sasl-users.
     #[arg(long)]
     allow_anonymous: bool,
+    /// MQTT listener (the MQTT gateway; devices authenticate against the registry in the data dir).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    mqtt_listen: SocketAddr,
+    /// Let MQTT clients connect without credentials (plain topics only).
+    #[arg(long)]
+    mqtt_allow_anonymous: bool,
+    /// This router's id in the mesh (default: `shoal`).
+    #[arg(long)]
+    router_id: Option<String>,
+    /// `interior` (takes part in routing) or `edge` (hangs off interiors).
+    #[arg(long, default_value = "interior", value_parser = parse_mode)]
+    mode: shoal_router::Mode,
+    /// Listener for other routers of the mesh (interiors, and edges attaching to this one).
+    #[arg(long)]
+    inter_router_listen: Option<SocketAddr>,
+    /// A router to keep a connection to: `inter-router://HOST:PORT` or `edge://HOST:PORT` (repeatable).
+    #[arg(long = "connect", value_parser = parse_connect)]
+    connect: Vec<(shoal_router::PeerRole, SocketAddr)>,
+}
+
+fn parse_mode(text: &str) -> Result<shoal_router::Mode, String> {
+    shoal_router::Mode::parse(text).ok_or_else(|| format!("`{text}`: expected interior or edge"))
+}
+
+fn parse_connect(text: &str) -> Result<(shoal_router::PeerRole, SocketAddr), String> {
+    use std::net::ToSocketAddrs;
+    let (role, rest) = if let Some(rest) = text.strip_prefix("inter-router://") {
+        (shoal_router::PeerRole::InterRouter, rest)
+    } else if let Some(rest) = text.strip_prefix("edge://") {
+        (shoal_router::PeerRole::Edge, rest)
+    } else {
+        return Err(format!(
+            "`{text}`: expected inter-router://HOST:PORT or edge://HOST:PORT"
+        ));
+    };
+    let addr = rest
+        .to_socket_addrs()
+        .map_err(|e| format!("`{rest}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{rest}` resolves to no address"))?;
+    Ok((role, addr))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -226,6 +267,14 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         link_capacity: args.link_capacity,
         sasl_users: args.sasl_users,
         allow_anonymous: args.allow_anonymous,
+        mqtt_listen: Some(args.mqtt_listen),
+        mqtt_allow_anonymous: args.mqtt_allow_anonymous,
+        mesh: shoal::standalone::MeshOptions {
+            router_id: args.router_id,
+            mode: args.mode,
+            inter_router_listen: args.inter_router_listen,
+            connect: args.connect,
+        },
         broker,
         ..Options::default()
     };
@@ -241,7 +290,13 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         if let Some(amqps) = shoal.amqps {
             println!("amqps listening on {amqps}");
         }
+        if let Some(mqtt) = shoal.mqtt {
+            println!("mqtt listening on {mqtt}");
+        }
         println!("http listening on {}", shoal.http);
+        if let Some(inter) = shoal.inter_router {
+            println!("inter-router listening on {inter}");
+        }
         println!("ready");
         signals.wait().await;
         tracing::info!("shutting down: draining");

@@ -35,6 +35,25 @@ pub struct Options {
     /// Keep the in-process broker's messages in memory instead of RocksDB (tests that need no durability:
     /// faster, and no storage engine left open when a test process exits).
     pub broker_in_memory: bool,
+    /// The MQTT gateway's listener (`None`: no MQTT).
+    pub mqtt_listen: Option<SocketAddr>,
+    /// MQTT clients without credentials may connect (plain topics only; devices authenticate against the
+    /// registry in `<data-dir>/registry`).
+    pub mqtt_allow_anonymous: bool,
+    /// The router's place in a mesh (ADR 0009): its id, mode, inter-router listener and connectors.
+    pub mesh: MeshOptions,
+}
+
+/// `--router-id`, `--mode`, `--inter-router-listen`, `--connect`.
+#[derive(Debug, Clone, Default)]
+pub struct MeshOptions {
+    /// Our id in the mesh (default: the container id, `shoal`).
+    pub router_id: Option<String>,
+    pub mode: shoal_router::Mode,
+    /// Where other routers (interiors, and edges attaching to us) connect.
+    pub inter_router_listen: Option<SocketAddr>,
+    /// Routers to keep a connection to (redialled with backoff).
+    pub connect: Vec<(shoal_router::PeerRole, SocketAddr)>,
 }
 
 /// Where the broker behind `queue`, `topic` and `subscription` addresses runs.
@@ -66,6 +85,9 @@ impl Default for Options {
             drain_grace: Duration::from_secs(2),
             broker: BrokerSetup::InProcess,
             broker_in_memory: false,
+            mqtt_listen: Some(([127, 0, 0, 1], 1883).into()),
+            mqtt_allow_anonymous: false,
+            mesh: MeshOptions::default(),
         }
     }
 }
@@ -76,6 +98,7 @@ impl Options {
         Options {
             amqp_listen: ([127, 0, 0, 1], 0).into(),
             http_listen: ([127, 0, 0, 1], 0).into(),
+            mqtt_listen: Some(([127, 0, 0, 1], 0).into()),
             data_dir,
             ..Options::default()
         }
@@ -87,7 +110,11 @@ pub struct Standalone {
     pub amqp: SocketAddr,
     pub amqps: Option<SocketAddr>,
     pub http: SocketAddr,
+    pub mqtt: Option<SocketAddr>,
+    /// The inter-router listener, when asked for.
+    pub inter_router: Option<SocketAddr>,
     router: Router,
+    gateway: Option<shoal_mqtt_gateway::Gateway>,
     broker: Option<Broker>,
     stop_http: oneshot::Sender<()>,
     http_task: JoinHandle<std::io::Result<()>>,
@@ -113,7 +140,25 @@ impl Standalone {
             (Some(_), _, _) => anyhow::bail!("--amqps-listen needs --tls-cert and --tls-key"),
         };
 
+        if let Some(id) = &opts.mesh.router_id {
+            shoal_router::RouterId::new(id.as_str()).context("--router-id")?;
+        }
+        config.router_id = opts.mesh.router_id.clone();
+        config.mode = opts.mesh.mode;
         let mut router = Router::start(config);
+        let inter_router = match opts.mesh.inter_router_listen {
+            Some(addr) => Some(
+                router
+                    .listen_inter_router(addr)
+                    .await
+                    .with_context(|| format!("binding the inter-router listener on {addr}"))?
+                    .local_addr,
+            ),
+            None => None,
+        };
+        for (role, addr) in &opts.mesh.connect {
+            router.connect(*role, *addr);
+        }
         let broker = match &opts.broker {
             BrokerSetup::InProcess => {
                 let broker = start_broker(&opts.data_dir, opts.broker_in_memory).await?;
@@ -139,6 +184,9 @@ impl Standalone {
             BrokerSetup::InProcess => vec![BROKER.to_owned()],
             BrokerSetup::Remote(brokers) => brokers.iter().map(|(name, _)| name.clone()).collect(),
         };
+        let registry = shoal_registry::Registry::open(&opts.data_dir, Default::default())
+            .context("opening the device registry")?;
+        admin.registry = Some(registry.clone());
         let admin = Arc::new(admin);
         http::restore(&admin).await?;
         http::apply(&admin, manifests).await?;
@@ -158,6 +206,27 @@ impl Standalone {
             ),
             _ => None,
         };
+        let gateway = match opts.mqtt_listen {
+            Some(addr) => {
+                let config = shoal_mqtt_gateway::GatewayConfig {
+                    allow_anonymous: opts.mqtt_allow_anonymous,
+                    ..Default::default()
+                };
+                let gateway = shoal_mqtt_gateway::Gateway::bind(
+                    addr,
+                    config,
+                    router.handle(),
+                    Some(registry),
+                )
+                .await
+                .with_context(|| format!("binding the MQTT listener on {addr}"))?;
+                Some(gateway)
+            }
+            None => None,
+        };
+        let mqtt = gateway
+            .as_ref()
+            .map(shoal_mqtt_gateway::Gateway::local_addr);
         let http_listener = tokio::net::TcpListener::bind(opts.http_listen)
             .await
             .with_context(|| format!("binding the HTTP listener on {}", opts.http_listen))?;
@@ -175,7 +244,10 @@ impl Standalone {
             amqp,
             amqps,
             http,
+            mqtt,
+            inter_router,
             router,
+            gateway,
             broker,
             stop_http,
             http_task,
@@ -189,6 +261,9 @@ impl Standalone {
 
     /// Stop accepting, drain unsettled deliveries (up to the grace period), close connections, stop HTTP.
     pub async fn shutdown(self) {
+        if let Some(gateway) = self.gateway {
+            gateway.shutdown().await;
+        }
         self.router.shutdown(self.drain_grace).await;
         tracing::debug!("router stopped");
         if let Some(broker) = self.broker {

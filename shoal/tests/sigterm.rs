@@ -19,6 +19,8 @@ fn sigterm_closes_clients_with_forced_and_exits_zero() {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(dir.path())

@@ -143,3 +143,6 @@ macro_rules! assert_eventually {
         }
     }};
 }
+
+pub mod mesh;
+pub mod proxy;

@@ -103,6 +103,11 @@ class Shoal:
         return host, int(port)
 
     @property
+    def mqtt_host_port(self):
+        host, port = self.addrs["mqtt"].rsplit(":", 1)
+        return host, int(port)
+
+    @property
     def http_base(self):
         return f"http://{self.addrs['http']}"
 
@@ -169,7 +174,7 @@ def shoal_factory(tmp_path):
         workdir = tmp_path / f"{name}-{len(started)}"
         workdir.mkdir()
         # `shoal broker` has no admin HTTP listener; `standalone` and `router` do.
-        http = [] if command == "broker" else ["--http-listen", "127.0.0.1:0"]
+        http = [] if command == "broker" else ["--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"]
         args = [
             str(SHOAL_BIN),
             command,

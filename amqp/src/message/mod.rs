@@ -6,10 +6,12 @@
 mod builder;
 mod rewrite;
 mod sections;
+mod trace;
 
 pub use builder::{decode_message, Body, MessageBuilder};
 pub use rewrite::{read_header, rewrite_message, with_delivery_count};
 pub use sections::{Header, Properties};
+pub use trace::{append_trace, read_trace, TRACE_ANNOTATION};
 
 use crate::codec::{descriptor as desc, Decoder, FieldReader};
 use crate::error::DecodeError;

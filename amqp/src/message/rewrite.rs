@@ -10,19 +10,19 @@ use crate::error::DecodeError;
 use crate::types::{Descriptor, Symbol, Value};
 
 /// The byte ranges of a message's leading sections, found without decoding the body.
-struct Layout {
-    header: Option<Header>,
+pub(super) struct Layout {
+    pub(super) header: Option<Header>,
     /// End of the header section (0 without one).
-    after_header: usize,
+    pub(super) after_header: usize,
     /// Delivery annotations, as encoded.
-    delivery_annotations: Option<std::ops::Range<usize>>,
+    pub(super) delivery_annotations: Option<std::ops::Range<usize>>,
     /// The message-annotations map's entries (decoded: they are small and about to be merged).
-    annotations: Option<Vec<(Value, Value)>>,
+    pub(super) annotations: Option<Vec<(Value, Value)>>,
     /// Where the sections after the annotations start.
-    rest: usize,
+    pub(super) rest: usize,
 }
 
-fn layout(bytes: &[u8]) -> Result<Layout, DecodeError> {
+pub(super) fn layout(bytes: &[u8]) -> Result<Layout, DecodeError> {
     let mut dec = Decoder::new(bytes);
     let mut out = Layout {
         header: None,

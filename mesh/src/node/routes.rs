@@ -147,6 +147,19 @@ impl Node {
             .collect()
     }
 
+    /// Every address some other router or an attached edge advertises (reachable or not): what a
+    /// caller walks to decide where it needs forwarding state.
+    pub fn known_addresses(&self) -> std::collections::BTreeSet<String> {
+        let mut all: std::collections::BTreeSet<String> =
+            self.address_index.keys().cloned().collect();
+        for l in self.links.values() {
+            if let Some(m) = l.peer.as_ref().and_then(|p| p.edge_mobile.as_ref()) {
+                all.extend(m.addrs.iter().cloned());
+            }
+        }
+        all
+    }
+
     /// On an interior: the links of attached edges that reported `addr`.
     pub fn edge_links(&self, addr: &str) -> Vec<LinkId> {
         self.links

@@ -169,20 +169,39 @@ impl Engine {
     ) {
         const CHANNEL: u16 = 0;
         let max_message_size = self.ctx.config.max_message_size;
+        // Our handles in use on the session (links we opened, and mirrored ones of links the peer opened).
+        let ours: std::collections::HashSet<u32> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.channel == CHANNEL)
+            .map(|(_, l)| l.handle)
+            .collect();
+        let refuse = |why: &str, condition: &str| Event::RouteAttached {
+            client,
+            local: 0,
+            address: None,
+            error: Some(AmqpError::new(condition, why)),
+        };
         let Ok(session) = self.session(CHANNEL) else {
-            self.events.push(Event::RouteAttached {
-                client,
-                local: 0,
-                address: None,
-                error: Some(AmqpError::new(
-                    shoal_amqp::condition::INTERNAL_ERROR,
-                    "the broker connection has no session",
-                )),
-            });
+            let e = refuse(
+                "the connection has no session",
+                shoal_amqp::condition::INTERNAL_ERROR,
+            );
+            self.events.push(e);
             return;
         };
-        let handle = session.next_initiated_handle;
-        session.next_initiated_handle = handle.saturating_sub(1);
+        let (floor, top) = (session.initiated_floor, session.initiated_top);
+        let free = (floor..=top).rev().find(|h| {
+            !session.links.contains_key(h) && !session.detaching.contains(h) && !ours.contains(h)
+        });
+        let Some(handle) = free else {
+            let e = refuse(
+                "no free link handle on the connection",
+                shoal_amqp::condition::RESOURCE_LIMIT_EXCEEDED,
+            );
+            self.events.push(e);
+            return;
+        };
         // Link names must be unique per connection; two clients may use the same one.
         let mut name = details.link_name.clone();
         let mut n = 1;
@@ -190,6 +209,14 @@ impl Engine {
             n += 1;
             name = format!("{}~{n}", details.link_name);
         }
+        // What a proxy sends carries the trace of routers it crossed (not the protocol's own control messages,
+        // nor links routed to a broker: those pairs cannot loop, and a broker must store what the client sent).
+        let trace = self.role.is_mesh()
+            && role == Role::Sender
+            && details.properties.as_ref().is_some_and(|p| {
+                p.iter()
+                    .any(|(k, _)| k.as_str() == crate::core::TRACE_PROPERTY)
+            });
         self.link_generation = self.link_generation.wrapping_add(1);
         let entry = self.links.vacant_entry();
         let key = entry.key() as u64 | (u64::from(self.link_generation) << 32);
@@ -218,6 +245,7 @@ impl Engine {
             initiated_for: Some(client),
             peer_handle: None,
             received: 0,
+            trace,
         });
         if let Ok(session) = self.session(CHANNEL) {
             session.initiating.insert(name.clone(), key);
@@ -309,8 +337,9 @@ impl Engine {
             }
             return;
         };
-        let (channel, presettle) = (link.channel, link.presettle);
+        let (channel, presettle, trace) = (link.channel, link.presettle, link.trace);
         let Some(core) = link.core else { return };
+        let msg = if trace { self.traced(msg) } else { msg };
         let Ok(session) = self.session(channel) else {
             return;
         };

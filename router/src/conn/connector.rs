@@ -1,6 +1,8 @@
-//! Connections the router makes: to route containers (brokers) that hold link-routed addresses. A connector
-//! dials, exchanges protocol headers, runs the same engine as an accepted connection (speaking first), and
-//! when the connection ends dials again with exponential backoff, until the router shuts down.
+//! Connections the router makes: to route containers (brokers) that hold link-routed addresses, and to
+//! other routers of the mesh (inter-router, or as an edge to its interior). A connector dials, exchanges
+//! protocol headers, runs the same engine as an accepted connection (speaking first), and when the
+//! connection ends dials again with exponential backoff, until the router shuts down. One code path for
+//! every role: only the [`ConnRole`] handed to the engine differs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,38 +12,46 @@ use shoal_amqp::AMQP_HEADER;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{engine, ConnContext};
+use super::{engine, ConnContext, ConnRole};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Keep a connection to the route container `name` at `addr` until shutdown.
-pub async fn run(name: String, addr: SocketAddr, ctx: ConnContext) {
+/// What the peer is, for log lines.
+fn kind(role: &ConnRole) -> &'static str {
+    match role {
+        ConnRole::RouteContainer(_) => "broker",
+        ConnRole::MeshDialled { as_edge: true } => "interior router (as an edge)",
+        _ => "router",
+    }
+}
+
+/// Keep a connection with `role` to `addr` until shutdown.
+pub async fn run(role: ConnRole, addr: SocketAddr, ctx: ConnContext) {
     let mut shutdown = ctx.shutdown.clone();
     let mut backoff = FIRST_BACKOFF;
+    let name = match &role {
+        ConnRole::RouteContainer(name) => name.clone(),
+        _ => addr.to_string(),
+    };
+    let kind = kind(&role);
     loop {
         if *shutdown.borrow() {
             return;
         }
         match connect(addr, &ctx).await {
             Ok((stream, rbuf)) => {
-                tracing::info!(broker = %name, %addr, "connected to the broker");
+                tracing::info!(peer = %name, %addr, "connected to the {kind}");
                 backoff = FIRST_BACKOFF;
                 let (reader, writer) = tokio::io::split(stream);
                 let deadline = tokio::time::Instant::now() + ctx.config.handshake_timeout;
                 let id = crate::listener::next_conn_id();
-                engine::Engine::new(
-                    id,
-                    addr.to_string(),
-                    ctx.clone(),
-                    deadline,
-                    Some(name.clone()),
-                )
-                .run(reader, writer, rbuf)
-                .await;
-                tracing::warn!(broker = %name, %addr, "the connection to the broker ended");
+                engine::Engine::new(id, addr.to_string(), ctx.clone(), deadline, role.clone())
+                    .run(reader, writer, rbuf)
+                    .await;
+                tracing::warn!(peer = %name, %addr, "the connection to the {kind} ended");
             }
-            Err(e) => tracing::warn!(broker = %name, %addr, "cannot connect to the broker: {e}"),
+            Err(e) => tracing::warn!(peer = %name, %addr, "cannot connect to the {kind}: {e}"),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -60,7 +70,7 @@ async fn connect(addr: SocketAddr, ctx: &ConnContext) -> std::io::Result<(TcpStr
         stream.read_exact(&mut header).await?;
         if header != AMQP_HEADER {
             return Err(std::io::Error::other(format!(
-                "the broker answered with protocol header {header:?} (SASL is not supported on broker links yet)"
+                "the peer answered with protocol header {header:?} (SASL is not supported on router-made connections yet)"
             )));
         }
         Ok((stream, BytesMut::with_capacity(64 * 1024)))

@@ -14,9 +14,9 @@ use tokio::time::Instant;
 
 use super::outbuf::OutBuf;
 use super::session::{LinkEnd, Session};
-use super::ConnContext;
+use super::{ConnContext, ConnRole};
 use crate::budget::Budget;
-use crate::core::api::{Command, ConnId, CoreMsg, Event, Outbox};
+use crate::core::api::{Command, ConnId, CoreMsg, Event, MeshPeer, Outbox};
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -65,8 +65,10 @@ pub struct Engine {
     /// A disposition being extended over consecutive delivery ids; written before any other frame.
     pub(super) pending_disposition: Option<PendingDisposition>,
     pub(super) tag_arena: BytesMut,
-    /// Set when we made this connection to a route container (we open, begin and attach first).
-    pub(super) route_container: Option<String>,
+    /// Who the peer is: a client, a route container we dialled, or a router of the mesh.
+    pub(super) role: ConnRole,
+    /// A mesh peer whose `open` arrived: the core hears of the connection with it (before any event).
+    announce: Option<MeshPeer>,
 }
 
 pub struct PendingDisposition {
@@ -77,14 +79,14 @@ pub struct PendingDisposition {
 }
 
 impl Engine {
-    /// `route_container`: this is a connection the router made to a broker of that name: we speak first
-    /// (open, begin) and open links on it.
+    /// `role`: for a connection we made (to a broker, or another router) we speak first (open, begin) and
+    /// open links on it.
     pub fn new(
         id: ConnId,
         peer: String,
         ctx: ConnContext,
         open_deadline: Instant,
-        route_container: Option<String>,
+        role: ConnRole,
     ) -> Engine {
         let budget = Budget::new(ctx.config.connection_budget);
         let now = Instant::now();
@@ -112,7 +114,8 @@ impl Engine {
             flows_due: Vec::new(),
             pending_disposition: None,
             tag_arena: BytesMut::new(),
-            route_container,
+            role,
+            announce: None,
         }
     }
 
@@ -121,21 +124,12 @@ impl Engine {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        if self
-            .ctx
-            .core
-            .send(CoreMsg::Open {
-                conn: self.id,
-                outbox: Arc::clone(&self.outbox),
-                route_container: self.route_container.clone(),
-            })
-            .await
-            .is_err()
-        {
+        // A mesh connection joins the core once the peer's open has said which router it is.
+        if !self.role.is_mesh() && !self.announce_to_core(None).await {
             return;
         }
         let mut shutdown = self.ctx.shutdown.clone();
-        if self.route_container.is_some() {
+        if self.role.dialled() {
             self.initiate();
         }
         // Frames that arrived with the handshake.
@@ -143,6 +137,11 @@ impl Engine {
         let timer = tokio::time::sleep_until(self.next_tick());
         tokio::pin!(timer);
         loop {
+            if let Some(peer) = self.announce.take() {
+                if !self.announce_to_core(Some(peer)).await {
+                    break;
+                }
+            }
             if !self.events.is_empty() && !self.flush_events().await {
                 break;
             }
@@ -188,6 +187,23 @@ impl Engine {
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.out.flush_all(&mut writer)).await;
         self.finish().await;
+    }
+
+    async fn announce_to_core(&self, mesh: Option<MeshPeer>) -> bool {
+        let route_container = match &self.role {
+            ConnRole::RouteContainer(name) => Some(name.clone()),
+            _ => None,
+        };
+        self.ctx
+            .core
+            .send(CoreMsg::Open {
+                conn: self.id,
+                outbox: Arc::clone(&self.outbox),
+                route_container,
+                mesh,
+            })
+            .await
+            .is_ok()
     }
 
     /// Tell the core the connection is gone: every delivery we hold unsettled for a receiver goes back first.
@@ -238,6 +254,11 @@ impl Engine {
     }
 
     fn take_commands(&mut self) {
+        if let Some(error) = self.outbox.take_close() {
+            tracing::warn!(conn = self.id, peer = %self.peer, "closing at the core's request: {:?}", error.description);
+            self.close(Some(error));
+            return;
+        }
         let mut commands = std::mem::take(&mut self.commands);
         self.outbox.take(&mut commands);
         for command in commands.drain(..) {
@@ -371,10 +392,25 @@ impl Engine {
                 ),
             ));
         }
+        if self.role.is_mesh() {
+            let peer = super::mesh_open::peer_of(&open, &self.role, self.ctx.config.router_id());
+            match peer {
+                Ok(peer) => self.announce = Some(peer),
+                Err(e) => {
+                    if !self.role.dialled() {
+                        // Answer the open first, so the peer reads why we close.
+                        self.opened = true;
+                        let reply = super::mesh_open::our_open(&self.ctx.config, &self.role);
+                        self.emit(0, &Performative::Open(reply));
+                    }
+                    return Err(e);
+                }
+            }
+        }
         self.opened = true;
         self.remote_max_frame = open.max_frame_size;
         self.peer_container_id = open.container_id.clone();
-        if self.route_container.is_some() {
+        if self.role.dialled() {
             // We spoke first (see `initiate`).
             self.remote_idle = open
                 .idle_time_out
@@ -387,28 +423,15 @@ impl Engine {
             .idle_time_out
             .filter(|ms| *ms > 0)
             .map(|ms| Duration::from_millis(ms as u64));
-        let config = &self.ctx.config;
-        let reply = Open {
-            container_id: config.container_id.clone(),
-            max_frame_size: config.max_frame_size,
-            channel_max: config.channel_max,
-            idle_time_out: Some(config.idle_timeout.as_millis() as u32),
-            ..Default::default()
-        };
+        let reply = super::mesh_open::our_open(&self.ctx.config, &self.role);
         self.emit(0, &Performative::Open(reply));
         Ok(())
     }
 
     /// On a connection we made: our open and one session, before the peer says anything.
     fn initiate(&mut self) {
+        let open = super::mesh_open::our_open(&self.ctx.config, &self.role);
         let config = &self.ctx.config;
-        let open = Open {
-            container_id: config.container_id.clone(),
-            max_frame_size: config.max_frame_size,
-            channel_max: config.channel_max,
-            idle_time_out: Some(config.idle_timeout.as_millis() as u32),
-            ..Default::default()
-        };
         let begin = shoal_amqp::Begin {
             remote_channel: None,
             next_outgoing_id: 0,
@@ -417,10 +440,30 @@ impl Engine {
             handle_max: config.handle_max,
             ..Default::default()
         };
-        let session = super::session::Session::new(config.session_window, config.handle_max);
+        let mut session = super::session::Session::new(config.session_window, config.handle_max);
+        session.initiated_floor = self.initiated_floor(config.handle_max);
         self.sessions = vec![Some(session)];
         self.emit(0, &Performative::Open(open));
         self.emit(0, &Performative::Begin(begin));
+    }
+
+    /// The lowest handle of the links we open on a session with this handle-max. Both ends of a mesh
+    /// connection open links, and each end's handle for a link the peer opened mirrors the peer's: so the
+    /// dialler takes the upper half of the handle space and the accepting end the lower half, and the two
+    /// can never pick the same handle at once. A broker never opens links: the router takes all of it.
+    pub(super) fn initiated_floor(&self, handle_max: u32) -> u32 {
+        match self.role {
+            ConnRole::MeshDialled { .. } => handle_max / 2 + 1,
+            _ => 0,
+        }
+    }
+
+    /// The highest handle of the links we open (see [`Engine::initiated_floor`]).
+    pub(super) fn initiated_top(&self, handle_max: u32) -> u32 {
+        match self.role {
+            ConnRole::MeshAccepted => handle_max / 2,
+            _ => handle_max,
+        }
     }
 
     /// Encode one frame with no payload.

@@ -109,6 +109,7 @@ impl Engine {
             initiated_for: None,
             peer_handle: None,
             received: 0,
+            trace: false,
         });
         self.session(channel)?.links.insert(attach.handle, key);
         let details = Box::new(AttachDetails {

@@ -8,10 +8,12 @@ pub(crate) mod connector;
 mod engine;
 mod handshake;
 mod link_frames;
+mod mesh_open;
 mod outbuf;
 pub mod sasl;
 mod session;
 mod session_frames;
+mod traced;
 mod transfer_frames;
 
 use std::sync::Arc;
@@ -21,6 +23,34 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::RouterConfig;
 use crate::core::api::{ConnId, CoreMsg};
+
+/// What the router knows about a connection's peer before its `open` arrives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnRole {
+    /// A client: anything on a normal listener (an `open` claiming to be a router changes nothing).
+    Normal,
+    /// We dialled the route container (broker) of this name.
+    RouteContainer(String),
+    /// Accepted on an inter-router listener: an interior router, or an edge router attaching to us.
+    MeshAccepted,
+    /// We dialled an interior's inter-router listener: as an interior, or (`as_edge`) as an edge router.
+    MeshDialled { as_edge: bool },
+}
+
+impl ConnRole {
+    /// We made the connection: we speak first (open, begin) and open links on it.
+    pub fn dialled(&self) -> bool {
+        matches!(
+            self,
+            ConnRole::RouteContainer(_) | ConnRole::MeshDialled { .. }
+        )
+    }
+
+    /// An inter-router or edge connection.
+    pub fn is_mesh(&self) -> bool {
+        matches!(self, ConnRole::MeshAccepted | ConnRole::MeshDialled { .. })
+    }
+}
 
 /// What every connection task shares.
 #[derive(Clone)]
@@ -32,7 +62,7 @@ pub struct ConnContext {
 }
 
 /// Serve one accepted connection to its end. Errors are the peer's problem and are logged, never propagated.
-pub async fn serve<S>(stream: S, id: ConnId, peer: String, ctx: ConnContext)
+pub async fn serve<S>(stream: S, id: ConnId, peer: String, ctx: ConnContext, role: ConnRole)
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -54,7 +84,7 @@ where
             return;
         }
     };
-    engine::Engine::new(id, peer, ctx, deadline, None)
+    engine::Engine::new(id, peer, ctx, deadline, role)
         .run(reader, writer, rbuf)
         .await;
 }

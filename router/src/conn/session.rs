@@ -70,6 +70,8 @@ pub struct LinkEnd {
     pub peer_handle: Option<u32>,
     /// Deliveries received on a receiving link (routed credit counts from what the core has seen).
     pub received: u32,
+    /// A sending link to another router: what we send gets our id appended to its trace.
+    pub trace: bool,
 }
 
 impl LinkEnd {
@@ -118,8 +120,10 @@ pub struct Session {
     pub detaching: std::collections::HashSet<u32>,
     /// Links we opened and whose peer attach has not arrived, by link name.
     pub initiating: std::collections::HashMap<String, u64>,
-    /// Our handles for links we open count down from handle-max, away from the peer's (mirrored) ones.
-    pub next_initiated_handle: u32,
+    /// Our handles for links we open: the highest free one in `initiated_floor..=initiated_top`, away
+    /// from the peer's (mirrored) ones. Handles are reused once their link is gone.
+    pub initiated_top: u32,
+    pub initiated_floor: u32,
 }
 
 impl Session {
@@ -138,7 +142,8 @@ impl Session {
             ending: false,
             detaching: Default::default(),
             initiating: Default::default(),
-            next_initiated_handle: handle_max,
+            initiated_top: handle_max,
+            initiated_floor: 0,
         }
     }
 

@@ -19,13 +19,20 @@ impl Engine {
     }
 
     pub(super) fn on_begin(&mut self, channel: u16, begin: Begin) -> ConnResult {
-        if let (Some(ours), true) = (begin.remote_channel, self.route_container.is_some()) {
+        if let (Some(ours), true) = (begin.remote_channel, self.role.dialled()) {
             // The answer to the session we began on a connection we made.
             let session = self.session(ours)?;
             session.next_incoming_id = begin.next_outgoing_id;
             session.remote_incoming_window = begin.incoming_window;
             session.handle_max = session.handle_max.min(begin.handle_max);
-            session.next_initiated_handle = session.handle_max;
+            let handle_max = session.handle_max;
+            let (floor, top) = (
+                self.initiated_floor(handle_max),
+                self.initiated_top(handle_max),
+            );
+            let session = self.session(ours)?;
+            session.initiated_floor = floor;
+            session.initiated_top = top;
             if ours != channel {
                 return Err(ConnError::new(
                     condition::NOT_IMPLEMENTED,
@@ -62,6 +69,8 @@ impl Engine {
         let config = &self.ctx.config;
         let handle_max = config.handle_max.min(begin.handle_max);
         let mut session = Session::new(config.session_window, handle_max);
+        session.initiated_floor = self.initiated_floor(handle_max);
+        session.initiated_top = self.initiated_top(handle_max);
         session.next_incoming_id = begin.next_outgoing_id;
         session.remote_incoming_window = begin.incoming_window;
         // Our channel number is the peer's: it is free on our side because we never begin sessions ourselves.

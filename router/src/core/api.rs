@@ -295,6 +295,17 @@ pub enum Admin {
     DeleteAddress(String, oneshot::Sender<bool>),
     ListAddresses(oneshot::Sender<Vec<AddressRule>>),
     Metrics(oneshot::Sender<crate::core::metrics::Snapshot>),
+    Mesh(oneshot::Sender<crate::core::MeshSnapshot>),
+}
+
+/// The router at the other end of an inter-router (or edge) connection, from its `open`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeshPeer {
+    /// Its router id (validated).
+    pub id: shoal_mesh::RouterId,
+    pub mode: shoal_mesh::Mode,
+    /// We dialled it (else it connected to our inter-router listener).
+    pub dialled: bool,
 }
 
 /// Everything the core receives on its one channel.
@@ -305,6 +316,8 @@ pub enum CoreMsg {
         outbox: Arc<Outbox>,
         /// Set for a connection the router made to a route container (a broker), by the container's name.
         route_container: Option<String>,
+        /// Set for an inter-router or edge connection, once the peer's `open` said who it is.
+        mesh: Option<MeshPeer>,
     },
     Batch {
         conn: ConnId,
@@ -322,6 +335,8 @@ pub enum CoreMsg {
 pub struct Outbox {
     commands: Mutex<Vec<Command>>,
     notify: Notify,
+    /// The core asks the connection to close (a mesh peer it refuses), with this error.
+    close: Mutex<Option<AmqpError>>,
 }
 
 impl Outbox {
@@ -350,6 +365,17 @@ impl Outbox {
     pub fn take_more(&self, into: &mut Vec<Command>) {
         let mut inner = self.commands.lock().unwrap_or_else(|e| e.into_inner());
         into.append(&mut inner);
+    }
+
+    /// Ask the connection to close with `error` (it answers by closing; its links go as on any close).
+    pub fn close_connection(&self, error: AmqpError) {
+        *self.close.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        self.notify.notify_one();
+    }
+
+    /// The close the core asked for, if any.
+    pub fn take_close(&self) -> Option<AmqpError> {
+        self.close.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     pub async fn notified(&self) {

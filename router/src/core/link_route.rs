@@ -24,7 +24,14 @@ impl Core {
             ..
         } = req;
         let address = address.unwrap_or_default();
-        let Some(&broker) = self.containers.get(container) else {
+        // The broker's connection, or the mesh connection towards the router that has it (ADR 0009): the
+        // link is routed hop by hop, each router pairing it with a link on the next connection.
+        let next = self
+            .containers
+            .get(container)
+            .copied()
+            .or_else(|| self.mesh_route_to_broker(container));
+        let Some(broker) = next else {
             let error = AmqpError::new(
                 condition::NOT_FOUND,
                 format!("`{address}` is held by broker `{container}`, which is not connected"),
@@ -40,11 +47,18 @@ impl Core {
             new_kind(incoming),
             Some(Routed::Pending),
         );
-        // The broker names durable subscriptions by the client's container-id: pass it on.
+        // The broker names durable subscriptions by the client's container-id: pass it on (a link that
+        // comes from another router already carries it: the container there is that router).
         let container_id = Value::String(details.container_id.clone());
         let properties = details.properties.get_or_insert_with(Vec::new);
-        properties.retain(|(k, _)| k.as_str() != CONTAINER_ID_PROPERTY);
-        properties.push((Symbol::from(CONTAINER_ID_PROPERTY), container_id));
+        let relayed = self.is_mesh_conn(conn)
+            && properties
+                .iter()
+                .any(|(k, _)| k.as_str() == CONTAINER_ID_PROPERTY);
+        if !relayed {
+            properties.retain(|(k, _)| k.as_str() != CONTAINER_ID_PROPERTY);
+            properties.push((Symbol::from(CONTAINER_ID_PROPERTY), container_id));
+        }
         let role = if incoming {
             Role::Sender
         } else {
@@ -147,6 +161,7 @@ impl Core {
             addr,
             kind,
             routed,
+            mesh: None,
         });
         let key = LinkKey {
             index: index as u32,
@@ -210,6 +225,7 @@ impl Core {
             delivery,
             from: None,
             open: more.then_some(from),
+            trace: None,
         };
         self.deliver(addr, to, pending);
     }

@@ -35,6 +35,12 @@ pub struct Snapshot {
     pub links: usize,
     pub unsettled: usize,
     pub addresses: Vec<AddressSnapshot>,
+    /// This router's id in the mesh and its mode (`interior` / `edge`).
+    pub router_id: String,
+    pub mode: String,
+    /// Open inter-router and edge connections, and interiors reachable through them.
+    pub mesh_neighbours: usize,
+    pub mesh_routes: usize,
 }
 
 fn escape(label: &str) -> String {
@@ -51,6 +57,24 @@ impl Snapshot {
         let gauge = |out: &mut String, name: &str, help: &str, v: usize| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
+        // The router id as a label: an info metric to join on (the Prometheus convention), and on the mesh
+        // gauges, so a dashboard over many routers tells them apart without relabelling.
+        let id = escape(&self.router_id);
+        let _ = writeln!(
+            out,
+            "# HELP shoal_router_info This router's mesh id and mode.\n# TYPE shoal_router_info gauge\nshoal_router_info{{router_id=\"{id}\",mode=\"{}\"}} 1",
+            escape(&self.mode)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP shoal_mesh_neighbours Open inter-router and edge connections.\n# TYPE shoal_mesh_neighbours gauge\nshoal_mesh_neighbours{{router_id=\"{id}\"}} {}",
+            self.mesh_neighbours
+        );
+        let _ = writeln!(
+            out,
+            "# HELP shoal_mesh_routes Interior routers reachable through the mesh.\n# TYPE shoal_mesh_routes gauge\nshoal_mesh_routes{{router_id=\"{id}\"}} {}",
+            self.mesh_routes
+        );
         gauge(
             &mut out,
             "shoal_connections",

@@ -7,10 +7,15 @@
 
 pub mod api;
 mod link_route;
+mod mesh;
 pub mod metrics;
 mod patterns;
 mod routing;
 pub mod rules;
+pub use mesh::{
+    AddressRoutes, MeshSnapshot, NeighbourSnapshot, RouteSnapshot, MESH_CONTROL_ADDRESS,
+    TRACE_PROPERTY,
+};
 mod streaming;
 #[cfg(test)]
 mod tests;
@@ -55,6 +60,8 @@ struct Link {
     /// A link-routed link's partner: a client's link and the link the router opened on the broker connection
     /// for it name each other. Such links bypass the address table: all traffic goes to the partner.
     routed: Option<Routed>,
+    /// A link of the mesh: a control link, or a proxy to a neighbour router.
+    mesh: Option<mesh::MeshLink>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +116,8 @@ struct Pending {
     from: Option<LinkKey>,
     /// Still arriving (a streamed message queued before its last part): the incoming link it streams from.
     open: Option<LinkKey>,
+    /// The routers it crossed, for a message from another router: it never goes back to them.
+    trace: mesh::Trace,
 }
 
 struct Address {
@@ -164,6 +173,8 @@ pub struct Core {
     generation: u32,
     dynamic_seq: u64,
     dynamic_prefix: String,
+    /// The mesh protocol and its connections (`None` when the router id is not a valid mesh id).
+    mesh: Option<mesh::Mesh>,
 }
 
 impl Core {
@@ -174,7 +185,9 @@ impl Core {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         Core {
-            dynamic_prefix: format!("_dynamic/{}/{:x}", config.container_id, nonce & 0xffff_ffff),
+            mesh: mesh::Mesh::new(&config),
+            // Named by the router id, so dynamic addresses stay unique across a mesh.
+            dynamic_prefix: format!("_dynamic/{}/{:x}", config.router_id(), nonce & 0xffff_ffff),
             config,
             rx,
             conns: HashMap::new(),
@@ -192,13 +205,30 @@ impl Core {
         }
     }
 
-    /// Run until every sender of the channel is gone.
+    /// Run until every sender of the channel is gone. Between batches, the mesh's timers (hellos, dead
+    /// neighbours) run when their deadline comes; the core still awaits nothing else.
     pub async fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH);
-        while self.rx.recv_many(&mut batch, BATCH).await > 0 {
-            for msg in batch.drain(..) {
-                self.handle(msg);
+        loop {
+            let deadline = self.mesh_deadline();
+            let timer = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                n = self.rx.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    for msg in batch.drain(..) {
+                        self.handle(msg);
+                    }
+                }
+                _ = timer => self.mesh_tick(),
             }
+            self.mesh_after_batch();
             self.flush();
         }
     }
@@ -209,9 +239,11 @@ impl Core {
                 conn,
                 outbox,
                 route_container,
+                mesh,
             } => {
                 if let Some(name) = &route_container {
                     self.containers.insert(name.clone(), conn);
+                    self.mesh_broker_changed(name, true);
                 }
                 self.conns.insert(
                     conn,
@@ -222,6 +254,9 @@ impl Core {
                         route_container,
                     },
                 );
+                if let Some(peer) = mesh {
+                    self.mesh_opened(conn, peer);
+                }
             }
             CoreMsg::Batch { conn, events } => {
                 for event in events {
@@ -245,9 +280,11 @@ impl Core {
                     if let Some(name) = &entry.route_container {
                         if self.containers.get(name) == Some(&conn) {
                             self.containers.remove(name);
+                            self.mesh_broker_changed(name, false);
                         }
                     }
-                    let lost = entry.route_container.is_some().then(|| {
+                    let to_router = self.is_mesh_conn(conn);
+                    let lost = (entry.route_container.is_some() || to_router).then(|| {
                         AmqpError::new(
                             shoal_amqp::condition::LINK_DETACH_FORCED,
                             "the connection to the broker holding this address was lost",
@@ -256,6 +293,7 @@ impl Core {
                     for link in entry.links {
                         self.detach_with(link, lost.clone(), false);
                     }
+                    self.mesh_closed(conn);
                 }
             }
             CoreMsg::Admin(admin) => self.admin(admin),
@@ -281,7 +319,15 @@ impl Core {
                 local,
                 address,
                 error,
-            } => self.route_attached(conn, client, local, address, error),
+            } => {
+                // A mesh link's answer, or one of a link routed over the mesh towards a broker.
+                let routed = self.link(client).is_some_and(|l| l.mesh.is_none());
+                if self.is_mesh_conn(conn) && !routed {
+                    self.mesh_route_attached(conn, client, local, error)
+                } else {
+                    self.route_attached(conn, client, local, address, error)
+                }
+            }
             Event::SenderFlow {
                 link,
                 link_credit,
@@ -351,6 +397,9 @@ impl Core {
             Admin::Metrics(reply) => {
                 let _ = reply.send(self.snapshot());
             }
+            Admin::Mesh(reply) => {
+                let _ = reply.send(self.mesh_snapshot());
+            }
         }
     }
 
@@ -403,6 +452,10 @@ impl Core {
             links: self.links.len(),
             unsettled: self.deliveries.len(),
             addresses,
+            router_id: self.config.router_id().to_owned(),
+            mode: self.config.mode.as_str().to_owned(),
+            mesh_neighbours: self.mesh.as_ref().map_or(0, |m| m.neighbours.len()),
+            mesh_routes: self.mesh.as_ref().map_or(0, |m| m.node.routes().len()),
         }
     }
 
@@ -472,6 +525,24 @@ impl Core {
         if req.pattern && !incoming {
             return self.attach_pattern(conn, req);
         }
+        if req.address.as_deref() == Some(MESH_CONTROL_ADDRESS) {
+            if incoming && self.is_mesh_conn(conn) {
+                return self.attach_control_in(conn, req);
+            }
+            // Only routers speak the protocol, and only on their own connections.
+            let error = AmqpError::new(
+                shoal_amqp::condition::UNAUTHORIZED_ACCESS,
+                "the mesh control address is reserved for inter-router connections",
+            );
+            self.send(
+                conn,
+                Command::Refused {
+                    local: req.local,
+                    error,
+                },
+            );
+            return;
+        }
         let container = req
             .address
             .as_deref()
@@ -532,6 +603,7 @@ impl Core {
             addr,
             kind,
             routed: None,
+            mesh: None,
         });
         let key = LinkKey {
             index: index as u32,
@@ -552,6 +624,7 @@ impl Core {
             (Some(id), true) => {
                 self.addresses[id].producers.push(key);
                 self.replenish(key);
+                self.mesh_producers_changed();
             }
             (None, true) => self.replenish(key),
             (Some(id), false) => {
@@ -564,6 +637,7 @@ impl Core {
                         self.replenish(p);
                     }
                 }
+                self.local_consumers_changed(id);
             }
             (None, false) => unreachable!("refused above"),
         }
@@ -584,9 +658,13 @@ impl Core {
         match link.kind {
             LinkKind::Incoming { .. } => {
                 self.addresses[id].producers.retain(|l| *l != key);
+                self.mesh_producers_changed();
             }
             LinkKind::Outgoing(out) => {
                 self.addresses[id].consumers.retain(|l| *l != key);
+                if link.mesh.is_none() {
+                    self.local_consumers_changed(id);
+                }
                 if self.addresses[id].pattern {
                     self.pattern_detached(key);
                 }
@@ -599,6 +677,11 @@ impl Core {
                     for pending in queue {
                         self.unrouted(id, pending);
                     }
+                } else if self.mesh.is_some() {
+                    self.release_unreachable(id);
+                }
+                if !self.addresses[id].routable() {
+                    self.revoke_credit(id);
                 }
             }
         }

@@ -35,6 +35,7 @@ impl Core {
             addr: Some(entry),
             kind: LinkKind::Outgoing(Outgoing::default()),
             routed: None,
+            mesh: None,
         });
         let key = LinkKey {
             index: index as u32,

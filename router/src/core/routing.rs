@@ -55,6 +55,12 @@ impl Core {
         msg: Msg,
         more: bool,
     ) {
+        if self
+            .link(from)
+            .is_some_and(|l| l.mesh == Some(super::mesh::MeshLink::ControlIn))
+        {
+            return self.control_message(from, msg, more);
+        }
         let Some(link) = self.link_mut(from) else {
             return;
         };
@@ -103,6 +109,7 @@ impl Core {
             }
         };
         self.addresses[addr].stats.deliveries_in += 1;
+        let trace = self.trace_of(conn, &msg);
         let delivery = (!settled).then(|| self.new_delivery(from, delivery_id, addr, 0));
         let a = &self.addresses[addr];
         let fan_out = a.distribution == Distribution::Multicast || !a.pattern_consumers.is_empty();
@@ -112,6 +119,7 @@ impl Core {
                 delivery,
                 from: settled.then_some(from),
                 open: more.then_some(from),
+                trace,
             };
             return self.anycast(addr, pending);
         }
@@ -123,10 +131,11 @@ impl Core {
                 delivery,
                 from: None,
                 open: None,
+                trace,
             };
             self.set_open(from, Stream::Collecting { addr, pending });
         } else {
-            self.multicast(addr, from, msg, delivery);
+            self.multicast(addr, from, msg, delivery, trace);
         }
     }
 
@@ -163,11 +172,17 @@ impl Core {
 
     /// Route one copy to one of the address's receivers (the delivery's `outstanding` already counts it).
     fn anycast_copy(&mut self, addr: AddrId, pending: Pending) {
-        if self.addresses[addr].consumers.is_empty() {
+        let trace = &pending.trace;
+        let reachable = self.addresses[addr]
+            .consumers
+            .iter()
+            .any(|c| !self.excluded(*c, trace));
+        if !reachable {
+            // No consumer, or only ones back towards routers the message crossed.
             self.unrouted(addr, pending);
             return;
         }
-        match self.pick_consumer(addr) {
+        match self.pick_consumer(addr, &pending.trace) {
             Some(to) => self.deliver(addr, to, pending),
             // Consumers exist but none has credit: wait in the address's queue, bounded by the senders' credit.
             None => {
@@ -181,7 +196,7 @@ impl Core {
 
     /// Balanced: fewest unsettled among receivers with credit; closest (all receivers are local on one router):
     /// round robin among receivers with credit. Ties rotate so load spreads.
-    fn pick_consumer(&mut self, addr: AddrId) -> Option<LinkKey> {
+    fn pick_consumer(&mut self, addr: AddrId, trace: &super::mesh::Trace) -> Option<LinkKey> {
         let a = &self.addresses[addr];
         let n = a.consumers.len();
         let mut best: Option<(u32, usize)> = None;
@@ -194,9 +209,13 @@ impl Core {
             if out.available() == 0 || out.busy || !out.backlog.is_empty() {
                 continue;
             }
+            if self.excluded(key, trace) {
+                continue;
+            }
             let score = match a.distribution {
                 Distribution::Balanced => out.unsettled,
-                _ => 0,
+                // Local consumers first, then the cheapest path through the mesh.
+                _ => self.closeness(key),
             };
             if best.is_none_or(|(s, _)| score < s) {
                 best = Some((score, slot));
@@ -219,12 +238,18 @@ impl Core {
         from: LinkKey,
         msg: Msg,
         delivery: Option<DeliveryKey>,
+        trace: super::mesh::Trace,
     ) {
         let a = &self.addresses[addr];
         let mut consumers = a.pattern_consumers.clone();
         let anycast_share = a.distribution != Distribution::Multicast && !a.consumers.is_empty();
         if !anycast_share {
             consumers.extend_from_slice(&a.consumers);
+            if self.mesh.is_some() && consumers.iter().any(|c| self.is_proxy(*c)) {
+                // Copies to other routers only down the multicast tree, never back.
+                let conns = self.multicast_conns(addr, &trace);
+                consumers.retain(|c| self.multicast_to(*c, &trace, &conns));
+            }
         }
         if anycast_share {
             if let Some(d) = delivery {
@@ -237,6 +262,7 @@ impl Core {
                 delivery,
                 from: None,
                 open: None,
+                trace: trace.clone(),
             };
             self.anycast_copy(addr, pending);
         }
@@ -250,6 +276,7 @@ impl Core {
                 delivery,
                 from: None,
                 open: None,
+                trace: None,
             };
             self.unrouted(addr, pending);
             self.slot_returned_if(delivery.is_none(), from);
@@ -276,6 +303,7 @@ impl Core {
                 delivery,
                 from: None,
                 open: None,
+                trace: None,
             };
             let Some(LinkKind::Outgoing(out)) = self.link_mut(to).map(|l| &mut l.kind) else {
                 continue;
@@ -368,6 +396,11 @@ impl Core {
         if routed.is_some() {
             return self.routed_credit(key);
         }
+        if let Some(super::mesh::MeshLink::ControlOut { .. }) = self.link(key).and_then(|l| l.mesh)
+        {
+            let conn = self.link(key).map(|l| l.conn).unwrap_or_default();
+            return self.flush_control(conn);
+        }
         self.pump(key);
     }
 
@@ -387,7 +420,7 @@ impl Core {
             }
             let next = match out.backlog.pop_front() {
                 Some(p) => p,
-                None => match self.addresses[addr].queue.pop_front() {
+                None => match self.next_queued(addr, key) {
                     Some(p) => p,
                     None => break,
                 },
@@ -403,6 +436,41 @@ impl Core {
             let limit = out.limit;
             self.send(conn, Command::Drained { local, limit });
         }
+    }
+
+    /// The first queued delivery of `addr` that may go to `key` (a proxy never takes one that came from
+    /// the router it leads to).
+    fn next_queued(&mut self, addr: AddrId, key: LinkKey) -> Option<Pending> {
+        let queue = &self.addresses[addr].queue;
+        if !self.is_proxy(key) {
+            return self.addresses[addr].queue.pop_front();
+        }
+        let i = queue.iter().position(|p| !self.excluded(key, &p.trace))?;
+        self.addresses[addr].queue.remove(i)
+    }
+
+    /// Queued deliveries whose only consumers left lead back to routers they crossed: released, not stuck.
+    pub(super) fn release_unreachable(&mut self, addr: AddrId) {
+        let a = &self.addresses[addr];
+        if a.queue.iter().all(|p| p.trace.is_none()) {
+            return;
+        }
+        let consumers = a.consumers.clone();
+        let queue = std::mem::take(&mut self.addresses[addr].queue);
+        for pending in queue {
+            if consumers.iter().any(|c| !self.excluded(*c, &pending.trace)) {
+                self.addresses[addr].queue.push_back(pending);
+            } else {
+                self.unrouted(addr, pending);
+            }
+        }
+    }
+
+    pub(super) fn is_proxy(&self, key: LinkKey) -> bool {
+        matches!(
+            self.link(key).and_then(|l| l.mesh),
+            Some(super::mesh::MeshLink::Proxy { .. })
+        )
     }
 
     /// A receiver settled (or gave an outcome for) a delivery the router sent it.
@@ -469,6 +537,46 @@ impl Core {
         {
             *in_router = in_router.saturating_sub(1);
             self.replenish(link);
+        }
+    }
+
+    /// The address lost its last consumer: the unused credit of other routers' proxies sending to it is
+    /// taken back ("no consumer, no credit" both ways), so an upstream router stops sending across the mesh
+    /// as soon as nothing here can take it, instead of sending into releases. A client sender keeps its
+    /// credit (ADR 0003: what it sends now is released, or dropped and counted if presettled).
+    pub(super) fn revoke_credit(&mut self, addr: AddrId) {
+        let producers = self.addresses[addr].producers.clone();
+        for p in producers {
+            let Some(conn) = self.link(p).map(|l| l.conn) else {
+                continue;
+            };
+            if !self.is_mesh_conn(conn) {
+                continue;
+            }
+            let Some(link) = self.link_mut(p) else {
+                continue;
+            };
+            if link.routed.is_some() {
+                continue;
+            }
+            let (conn, local) = (link.conn, link.local);
+            let LinkKind::Incoming { credit, seen, .. } = &mut link.kind else {
+                continue;
+            };
+            if *credit == 0 {
+                continue;
+            }
+            *credit = 0;
+            let seen = *seen;
+            self.send(
+                conn,
+                Command::Flow {
+                    local,
+                    seen,
+                    credit: 0,
+                    drain: false,
+                },
+            );
         }
     }
 

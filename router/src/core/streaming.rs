@@ -28,6 +28,12 @@ impl Core {
         more: bool,
         aborted: bool,
     ) {
+        if self
+            .link(link)
+            .is_some_and(|l| l.mesh == Some(super::mesh::MeshLink::ControlIn))
+        {
+            return self.control_message_more(link, msg, more && !aborted);
+        }
         let Some(stream) = self.take_open(link) else {
             return;
         };
@@ -114,7 +120,7 @@ impl Core {
                 if more {
                     self.set_open(link, Stream::Collecting { addr, pending });
                 } else {
-                    self.multicast(addr, link, pending.msg, pending.delivery);
+                    self.multicast(addr, link, pending.msg, pending.delivery, pending.trace);
                 }
             }
             Stream::Discard => {

@@ -53,6 +53,7 @@ impl Harness {
             conn,
             outbox,
             route_container: None,
+            mesh: None,
         });
     }
 

@@ -1,0 +1,180 @@
+//! The listener: one task per MQTT connection, bounded by a semaphore; the state the connections share.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use shoal_registry::Registry;
+use shoal_router::RouterHandle;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::GatewayConfig;
+use crate::error::Error;
+use crate::retained::Retained;
+
+/// What every connection task reaches.
+pub(crate) struct Shared {
+    pub config: GatewayConfig,
+    pub router: RouterHandle,
+    pub registry: Option<Registry>,
+    pub retained: Mutex<Retained>,
+    /// Live sessions by client id, so a second CONNECT with the same id takes the session over (MQTT-3.1.4-2).
+    sessions: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
+    next_session: AtomicU64,
+}
+
+/// A session's entry in the client-id table: notified when another connection takes the id over; removes
+/// itself on drop.
+pub(crate) struct SessionGuard {
+    shared: Arc<Shared>,
+    key: String,
+    seq: u64,
+    pub taken_over: Arc<Notify>,
+}
+
+impl Shared {
+    /// Register `key` (tenant and client id), telling a live session with the same key to go.
+    pub fn claim(self: &Arc<Self>, key: String) -> SessionGuard {
+        let seq = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let taken_over = Arc::new(Notify::new());
+        let old = lock(&self.sessions).insert(key.clone(), (seq, Arc::clone(&taken_over)));
+        if let Some((_, old)) = old {
+            old.notify_one();
+        }
+        SessionGuard {
+            shared: Arc::clone(self),
+            key,
+            seq,
+            taken_over,
+        }
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let mut sessions = lock(&self.shared.sessions);
+        if sessions
+            .get(&self.key)
+            .is_some_and(|(seq, _)| *seq == self.seq)
+        {
+            sessions.remove(&self.key);
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running MQTT gateway.
+pub struct Gateway {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Listen on `addr`; each MQTT connection becomes a connection on the router core behind `router`.
+    /// With a `registry`, clients authenticate as `auth-id@tenant` and may use the Hono topics.
+    pub async fn bind(
+        addr: SocketAddr,
+        config: GatewayConfig,
+        router: RouterHandle,
+        registry: Option<Registry>,
+    ) -> Result<Gateway, Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let local_addr = listener.local_addr()?;
+        let max_connections = config.max_connections;
+        let shared = Arc::new(Shared {
+            retained: Mutex::new(Retained::new(
+                config.max_retained,
+                config.max_retained_bytes,
+            )),
+            config,
+            router,
+            registry,
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(0),
+        });
+        let connections = Arc::new(Semaphore::new(max_connections));
+        let (stop, stopped) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            Arc::clone(&shared),
+            Arc::clone(&connections),
+            stopped,
+        ));
+        Ok(Gateway {
+            local_addr,
+            stop,
+            accept,
+            connections,
+            max_connections,
+            shared,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Retained messages held right now.
+    pub fn retained_count(&self) -> usize {
+        lock(&self.shared.retained).len()
+    }
+
+    /// Stop accepting, tell every connection to close (MQTT 5 clients get DISCONNECT 0x8B) and wait for them
+    /// (up to 5 s).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.accept.abort();
+        let all = self.max_connections as u32;
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.connections.acquire_many(all),
+        )
+        .await;
+        if closed.is_err() {
+            tracing::warn!("MQTT connections did not close within 5 s");
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    connections: Arc<Semaphore>,
+    stopped: watch::Receiver<bool>,
+) {
+    loop {
+        // Wait for a free slot before accepting: beyond the limit, clients wait in the backlog.
+        let Ok(permit) = Arc::clone(&connections).acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an MQTT connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::session::run(stream, shared, stopped).await {
+                tracing::debug!(%peer, error = %e, "MQTT connection ended");
+            }
+            drop(permit);
+        });
+    }
+}

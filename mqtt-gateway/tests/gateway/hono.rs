@@ -1,0 +1,165 @@
+//! Hono's device APIs: telemetry, events, gateways publishing for devices, command & control.
+
+use bytes::Bytes;
+use shoal_amqp::{Body, MessageBuilder, Value};
+use shoal_client::SenderOptions;
+use shoal_mqtt::{reason, Packet, QoS, Version};
+
+use crate::support::{Client, Env, WAIT};
+
+async fn recv(r: &shoal_client::Receiver) -> MessageBuilder {
+    let d = tokio::time::timeout(WAIT, r.recv()).await.unwrap().unwrap();
+    r.accept(&d).await.unwrap();
+    d.message().unwrap()
+}
+
+fn prop<'a>(m: &'a MessageBuilder, key: &str) -> Option<&'a Value> {
+    m.application_properties
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+#[tokio::test]
+async fn telemetry_and_events_go_to_the_tenant_addresses() {
+    let env = Env::start().await;
+    let amqp = env.amqp().await;
+    let telemetry = amqp.receiver("telemetry/acme", 10).await.unwrap();
+    let events = amqp.receiver("event/acme", 10).await.unwrap();
+    let mut dev = Client::connect(env.mqtt, Version::V311, "d1", Some(("d1@acme", "s3cret"))).await;
+
+    let id = dev
+        .publish("telemetry", b"{\"temp\":5}", QoS::AtLeastOnce)
+        .await;
+    let m = recv(&telemetry).await;
+    assert_eq!(m.body, Body::Data(Bytes::from_static(b"{\"temp\":5}")));
+    assert_eq!(prop(&m, "device_id"), Some(&Value::from("d1")));
+    assert_eq!(prop(&m, "tenant_id"), Some(&Value::from("acme")));
+    assert!(m.creation_time.is_some());
+    assert!(!m.header.as_ref().is_some_and(|h| h.durable));
+    match dev.recv().await {
+        Some(Packet::PubAck(a)) => assert_eq!(a.packet_id, id),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+
+    dev.publish("e", b"alarm", QoS::AtLeastOnce).await;
+    let m = recv(&events).await;
+    assert!(
+        m.header.as_ref().is_some_and(|h| h.durable),
+        "events are durable"
+    );
+    assert_eq!(m.to.as_deref(), Some("event/acme"));
+    dev.expect_puback().await;
+}
+
+#[tokio::test]
+async fn gateways_publish_for_their_devices_only() {
+    let env = Env::start().await;
+    let amqp = env.amqp().await;
+    let telemetry = amqp.receiver("telemetry/acme", 10).await.unwrap();
+    let mut gw = Client::connect(env.mqtt, Version::V5, "gw", Some(("gw@acme", "s3cret"))).await;
+    gw.publish("t//child", b"1", QoS::AtLeastOnce).await;
+    let m = recv(&telemetry).await;
+    assert_eq!(prop(&m, "device_id"), Some(&Value::from("child")));
+    gw.expect_puback().await;
+    let id = gw.publish("t/acme/d1", b"2", QoS::AtLeastOnce).await;
+    match gw.recv().await {
+        Some(Packet::PubAck(a)) => {
+            assert_eq!(a.packet_id, id);
+            assert_eq!(a.reason, reason::NOT_AUTHORIZED);
+        }
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_command_round_trip() {
+    let env = Env::start().await;
+    let amqp = env.amqp().await;
+    let events = amqp.receiver("event/acme", 10).await.unwrap();
+    let replies = amqp
+        .receiver("command_response/acme/app-1", 10)
+        .await
+        .unwrap();
+    let mut dev = Client::connect(env.mqtt, Version::V5, "d1", Some(("d1@acme", "s3cret"))).await;
+    assert_eq!(
+        &dev.subscribe("command///req/#", QoS::AtLeastOnce)
+            .await
+            .reason_codes[..],
+        &[1]
+    );
+
+    // Hono's notification that the device now listens for commands.
+    let n = recv(&events).await;
+    assert_eq!(
+        n.content_type.as_ref().map(|c| c.as_str()),
+        Some("application/vnd.eclipse-hono-empty-notification")
+    );
+    assert_eq!(prop(&n, "ttd"), Some(&Value::Int(-1)));
+    assert_eq!(prop(&n, "device_id"), Some(&Value::from("d1")));
+
+    let tx = amqp.sender(None, SenderOptions::default()).await.unwrap();
+    let command = MessageBuilder {
+        to: Some("command/acme/d1".into()),
+        subject: Some("setVolume".into()),
+        reply_to: Some("command_response/acme/app-1".into()),
+        correlation_id: Some(Value::from("corr-1")),
+        body: Body::Data(Bytes::from_static(b"{\"level\":3}")),
+        ..MessageBuilder::default()
+    };
+    tx.send(command, false).await.unwrap();
+    let p = dev.expect_publish(true).await;
+    let topic = p.topic.as_str().to_owned();
+    let req_id = topic
+        .strip_prefix("command///req/")
+        .and_then(|rest| rest.strip_suffix("/setVolume"))
+        .unwrap_or_else(|| panic!("command topic {topic}"));
+    assert!(!req_id.is_empty());
+    assert_eq!(p.payload, Bytes::from_static(b"{\"level\":3}"));
+
+    dev.publish(
+        &format!("command///res/{req_id}/200"),
+        b"done",
+        QoS::AtLeastOnce,
+    )
+    .await;
+    let r = recv(&replies).await;
+    assert_eq!(r.correlation_id, Some(Value::from("corr-1")));
+    assert_eq!(prop(&r, "status"), Some(&Value::Int(200)));
+    assert_eq!(prop(&r, "device_id"), Some(&Value::from("d1")));
+    assert_eq!(r.body, Body::Data(Bytes::from_static(b"done")));
+    dev.expect_puback().await;
+
+    // The request id was used up: a second response has nowhere to go.
+    let id = dev
+        .publish(
+            &format!("command///res/{req_id}/200"),
+            b"again",
+            QoS::AtLeastOnce,
+        )
+        .await;
+    match dev.recv().await {
+        Some(Packet::PubAck(a)) => {
+            assert_eq!(a.packet_id, id);
+            assert!(a.reason >= 0x80);
+        }
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn telemetry_without_a_consumer_gets_no_puback_and_does_not_block_the_device() {
+    let env = Env::start().await;
+    let mut dev = Client::connect(env.mqtt, Version::V311, "d1", Some(("d1@acme", "s3cret"))).await;
+    let lost = dev.publish("telemetry", b"nobody", QoS::AtLeastOnce).await;
+    dev.ping().await;
+    let amqp = env.amqp().await;
+    let telemetry = amqp.receiver("telemetry/acme", 10).await.unwrap();
+    let id = dev.publish("t", b"someone", QoS::AtLeastOnce).await;
+    let m = recv(&telemetry).await;
+    assert_eq!(m.body, Body::Data(Bytes::from_static(b"someone")));
+    match dev.recv().await {
+        Some(Packet::PubAck(a)) => assert_eq!(a.packet_id, id, "no PUBACK for {lost}"),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}

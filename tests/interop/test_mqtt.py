@@ -1,0 +1,201 @@
+"""The MQTT gateway with clients nobody here wrote: paho-mqtt and mosquitto_pub/sub on
+the device side, Qpid Proton on the application side, against `shoal standalone`.
+
+Devices are registered over the registry's HTTP API (Hono's management API) on the
+admin listener. Every wait is on an event: a CONNACK, a SUBACK, a PUBACK, a message.
+"""
+
+import json
+import subprocess
+import threading
+import urllib.request
+
+import paho.mqtt.client as mqtt
+
+WAIT = 10.0
+
+# The Proton harness runs its reactor only while the test waits through it (`amqp.wait`), so
+# waits on the MQTT side that need the AMQP side to act go through `amqp.wait` too.
+
+
+def http(shoal, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        shoal.http_base + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=WAIT) as resp:
+        return resp.status
+
+
+def register(shoal, tenant, device, password):
+    """Tenant (if new), device and its hashed-password credential, as a Hono operator would."""
+    try:
+        http(shoal, "POST", f"/v1/tenants/{tenant}", {})
+    except urllib.error.HTTPError as err:
+        assert err.code == 409, err
+    assert http(shoal, "POST", f"/v1/devices/{tenant}/{device}", {}) == 201
+    creds = [{"type": "hashed-password", "auth-id": device, "secrets": [{"pwd-plain": password}]}]
+    assert http(shoal, "PUT", f"/v1/credentials/{tenant}/{device}", creds) == 204
+
+
+class Device:
+    """A paho client (MQTT 3.1.1) with events for CONNACK, SUBACK, PUBACK and messages."""
+
+    def __init__(self, shoal, client_id, username=None, password=None):
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.got_message = threading.Event()
+        self.rc = None
+        self.messages = []
+        self.client = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda c, u, mid, granted: self.subscribed.set()
+        self.client.on_message = self._on_message
+        host, port = shoal.mqtt_host_port
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        assert self.connected.wait(WAIT), "no CONNACK"
+
+    def _on_connect(self, client, userdata, flags, rc):
+        self.rc = rc
+        self.connected.set()
+
+    def _on_message(self, client, userdata, msg):
+        self.messages.append(msg)
+        self.got_message.set()
+
+    def subscribe(self, topic, qos=1):
+        self.subscribed.clear()
+        self.client.subscribe(topic, qos)
+        assert self.subscribed.wait(WAIT), "no SUBACK"
+
+    def wait_message(self, amqp):
+        amqp.wait(self.got_message.is_set, what="an MQTT message")
+        self.got_message.clear()
+        return self.messages[-1]
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_wrong_password_is_refused_right_one_accepted(shoal_factory):
+    shoal = shoal_factory()
+    register(shoal, "acme", "dev1", "s3cret")
+    bad = Device(shoal, "dev1", "dev1@acme", "nope")
+    assert bad.rc == 4, "bad user name or password"
+    bad.close()
+    good = Device(shoal, "dev1", "dev1@acme", "s3cret")
+    assert good.rc == 0
+    good.close()
+
+
+def test_telemetry_qos1_puback_is_withheld_without_a_consumer(shoal_factory, amqp):
+    shoal = shoal_factory()
+    register(shoal, "acme", "dev1", "s3cret")
+    dev = Device(shoal, "dev1", "dev1@acme", "s3cret")
+    lost = dev.client.publish("telemetry", b"nobody", qos=1)
+    rcv = amqp.receiver(amqp.connect(shoal.url), "telemetry/acme", accept=True)
+    kept = dev.client.publish("telemetry", b"someone", qos=1)
+    amqp.wait(kept.is_published, what="the PUBACK of the consumed message")
+    # The gateway settled the first one before the second: it was released, and not acknowledged.
+    assert not lost.is_published(), "PUBACK for telemetry that no application received"
+    [msg] = amqp.wait_messages(rcv, 1)
+    assert msg.body == b"someone"
+    assert msg.properties["device_id"] == "dev1"
+    dev.close()
+
+
+def test_an_event_is_stored_while_no_application_listens(shoal_factory, manifest, amqp):
+    shoal = shoal_factory("-f", manifest("acme-events", "event/acme", "queue"))
+    register(shoal, "acme", "dev1", "s3cret")
+    dev = Device(shoal, "dev1", "dev1@acme", "s3cret")
+    info = dev.client.publish("event", b'{"alarm":true}', qos=1)
+    info.wait_for_publish(WAIT)
+    assert info.is_published(), "the broker stored the event: PUBACK"
+    dev.close()
+    rcv = amqp.receiver(amqp.connect(shoal.url), "event/acme", accept=True)
+    [msg] = amqp.wait_messages(rcv, 1)
+    assert msg.body == b'{"alarm":true}'
+    assert msg.durable
+    assert msg.properties["device_id"] == "dev1"
+
+
+def test_a_command_round_trip(shoal_factory, amqp):
+    shoal = shoal_factory()
+    register(shoal, "acme", "dev1", "s3cret")
+    dev = Device(shoal, "dev1", "dev1@acme", "s3cret")
+    dev.subscribe("command///req/#")
+    conn = amqp.connect(shoal.url)
+    replies = amqp.receiver(conn, "command_response/acme/app-1", accept=True)
+    snd = amqp.sender(conn, "command/acme/dev1")
+    amqp.send(
+        snd,
+        b'{"level":3}',
+        subject="setVolume",
+        reply_to="command_response/acme/app-1",
+        correlation_id="corr-7",
+    )
+    cmd = dev.wait_message(amqp)
+    parts = cmd.topic.split("/")
+    assert parts[:4] == ["command", "", "", "req"] and parts[5] == "setVolume", cmd.topic
+    assert cmd.payload == b'{"level":3}'
+    req_id = parts[4]
+    answered = dev.client.publish(f"command///res/{req_id}/200", b"ok", qos=1)
+    [reply] = amqp.wait_messages(replies, 1)
+    assert reply.correlation_id == "corr-7"
+    assert reply.properties["status"] == 200
+    assert reply.properties["device_id"] == "dev1"
+    assert reply.body == b"ok"
+    amqp.wait(answered.is_published, what="the PUBACK of the command response")
+    dev.close()
+
+
+def test_mqtt_and_proton_talk_on_a_plain_topic(shoal_factory, amqp):
+    shoal = shoal_factory("--mqtt-allow-anonymous")
+    host, port = shoal.mqtt_host_port
+    conn = amqp.connect(shoal.url)
+    rcv = amqp.receiver(conn, "plant/7/temp", accept=True)
+    # mosquitto_pub -q 1 exits 0 only once its PUBACK came, which the gateway sends after Proton accepted.
+    pub = subprocess.Popen(
+        ["mosquitto_pub", "-h", host, "-p", str(port), "-q", "1", "-t", "plant/7/temp", "-m", "21.5"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    amqp.wait(lambda: pub.poll() is not None, what="mosquitto_pub to exit")
+    assert pub.returncode == 0, pub.stderr.read()
+    [msg] = amqp.wait_messages(rcv, 1)
+    assert msg.body == b"21.5"
+
+    sub = Device(shoal, "watcher")
+    sub.subscribe("plant/+/setpoint")
+    snd = amqp.sender(conn, None)
+    amqp.wait_settled(amqp.send(snd, b"19", address="plant/7/setpoint"))
+    got = sub.wait_message(amqp)
+    assert got.topic == "plant/7/setpoint"
+    assert got.payload == b"19"
+    sub.close()
+
+
+def test_a_retained_message_reaches_a_late_mosquitto_sub(shoal_factory):
+    shoal = shoal_factory("--mqtt-allow-anonymous")
+    host, port = shoal.mqtt_host_port
+    base = ["-h", host, "-p", str(port)]
+    # QoS 0: with nobody subscribed yet, a QoS 1 publish would get no PUBACK from MQTT 3.1.1.
+    pub = subprocess.run(
+        ["mosquitto_pub", *base, "-q", "0", "-r", "-t", "doors/front", "-m", "open"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert pub.returncode == 0, pub.stderr
+    sub = subprocess.run(
+        ["mosquitto_sub", *base, "-t", "doors/#", "-C", "1", "-W", str(int(WAIT)), "-v"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT + 5,
+    )
+    assert sub.returncode == 0, sub.stderr
+    assert sub.stdout.strip() == "doors/front open"
