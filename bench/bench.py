@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import broker_bench
+import mesh_bench
 import mqtt_bench
 
 REPO = Path(__file__).resolve().parents[1]
@@ -369,7 +370,7 @@ life (seeded), restart on the same data directory, keep sending; then drain. {ve
 """
 
 
-def write_report(path, router, broker, crash, mqtt=None):
+def write_report(path, router, broker, crash, mqtt=None, mesh=None):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     router_text = (router_section(router["opts"], router["results"], router["generated"]) if router
                    else "## Router: direct messaging\n\nNot run yet.\n")
@@ -386,6 +387,7 @@ way round with `--skip-router`; `bench/crash.sh` re-runs the long crash test).
 **Machine:** {os.cpu_count()} CPUs (`nproc`), {cpu_model()}; Linux {platform.release()}.
 
 {router_text}
+{mesh_bench.section(mesh)}
 {broker_text}
 ## Broker: crash test
 
@@ -505,6 +507,8 @@ def main():
     parser.add_argument("--broker-duration", type=int, default=5)
     parser.add_argument("--broker-filter", default="", help="only broker scenarios whose key contains this")
     parser.add_argument("--rss-messages", type=int, default=5_000_000, help="0 skips the stored-messages RSS run")
+    parser.add_argument("--skip-mesh", action="store_true", help="keep the last router-mesh figures")
+    parser.add_argument("--mesh-raw", type=Path, default=REPO / "bench/out/mesh.json")
     parser.add_argument("--skip-mqtt", action="store_true", help="keep the last MQTT figures")
     parser.add_argument("--mqtt-load-bin", type=Path, default=REPO / "target/release/shoal-mqtt-load")
     parser.add_argument("--mqtt-runs", type=int, default=3)
@@ -545,6 +549,11 @@ def main():
     else:
         broker = run_broker_part(opts)
         opts.broker_raw.write_text(json.dumps(broker, indent=2))
+    if opts.skip_mesh:
+        mesh = load_saved(opts.mesh_raw)
+    else:
+        mesh = mesh_bench.run(opts, log)
+        opts.mesh_raw.write_text(json.dumps(mesh, indent=2))
     if opts.skip_mqtt:
         mqtt = load_saved(opts.mqtt_raw)
     else:
@@ -556,7 +565,7 @@ def main():
     else:
         crash = load_saved(opts.crash_raw)
 
-    write_report(opts.out, router, broker, crash, mqtt)
+    write_report(opts.out, router, broker, crash, mqtt, mesh)
     log(f"wrote {opts.out} (raw: {opts.raw}, {opts.broker_raw}, {opts.crash_raw})")
     if crash and opts.crash_cycles and not crash.get("passed"):
         sys.exit(1)

@@ -7,6 +7,7 @@
 #   bench/run.sh [bench.py options]    e.g. bench/run.sh --runs 1 --duration 3
 #   bench/run.sh --skip-broker         the router part only (keeps the last broker figures)
 #   bench/run.sh --skip-router         the broker part only
+#   bench/run.sh --skip-mesh           keeps the last router-mesh figures (2 and 3 hops)
 #   bench/crash.sh                     the long crash test
 #
 # Installs what it needs with apt (Debian): the Proton C examples, rabbitmq-server,

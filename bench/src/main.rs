@@ -37,6 +37,9 @@ struct Args {
     /// amqp://[user:password@]host[:port]
     #[arg(long)]
     url: String,
+    /// Where the receivers connect, if not to `--url` (another router of a mesh: the multi-hop rows).
+    #[arg(long)]
+    receiver_url: Option<String>,
     /// The node to send to and receive from.
     #[arg(long)]
     address: String,
@@ -124,8 +127,8 @@ fn parse_url(url: &str) -> Result<Url> {
     Ok(Url { host, port, user })
 }
 
-async fn endpoint(args: &Args) -> Result<Endpoint> {
-    let url = parse_url(&args.url)?;
+async fn endpoint(args: &Args, url: &str) -> Result<Endpoint> {
+    let url = parse_url(url)?;
     let addr = tokio::net::lookup_host((url.host.as_str(), url.port))
         .await?
         .next()
@@ -146,7 +149,11 @@ async fn endpoint(args: &Args) -> Result<Endpoint> {
 }
 
 async fn run(args: Args) -> Result<String> {
-    let ep = endpoint(&args).await?;
+    let ep = endpoint(&args, &args.url).await?;
+    let receiver_ep = match &args.receiver_url {
+        Some(url) => endpoint(&args, url).await?,
+        None => ep.clone(),
+    };
     let (go_tx, go_rx) = watch::channel(None::<Window>);
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<()>>(args.senders + args.receivers + 1);
     let pid = std::process::id();
@@ -155,7 +162,7 @@ async fn run(args: Args) -> Result<String> {
     // Receivers first, so nothing sent is released for lack of a consumer.
     for i in 0..args.receivers {
         let cfg = recv::ReceiverConfig {
-            endpoint: ep.clone(),
+            endpoint: receiver_ep.clone(),
             address: args.address.clone(),
             name: format!("shoal-load-{pid}-r{i}"),
             size: args.size,

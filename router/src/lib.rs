@@ -199,8 +199,15 @@ impl Router {
     /// Keep a connection to the router at `addr` (an interior's inter-router listener), redialling with
     /// exponential backoff (100 ms to 5 s) while it is down.
     pub fn connect(&mut self, role: PeerRole, addr: SocketAddr) {
+        self.connect_with_cost(role, addr, 1);
+    }
+
+    /// As [`Router::connect`], with the link's cost in route computation (at least 1; a link costs the
+    /// higher of what its two ends say).
+    pub fn connect_with_cost(&mut self, role: PeerRole, addr: SocketAddr, cost: u32) {
         let role = conn::ConnRole::MeshDialled {
             as_edge: role == PeerRole::Edge,
+            cost: cost.max(1),
         };
         self.server.connect(role, addr);
     }

@@ -168,16 +168,17 @@ struct StandaloneArgs {
     /// Listener for other routers of the mesh (interiors, and edges attaching to this one).
     #[arg(long)]
     inter_router_listen: Option<SocketAddr>,
-    /// A router to keep a connection to: `inter-router://HOST:PORT` or `edge://HOST:PORT` (repeatable).
+    /// A router to keep a connection to: `inter-router://HOST:PORT` or `edge://HOST:PORT`, optionally
+    /// with `?cost=N` (the link's cost in route computation, default 1); repeatable.
     #[arg(long = "connect", value_parser = parse_connect)]
-    connect: Vec<(shoal_router::PeerRole, SocketAddr)>,
+    connect: Vec<(shoal_router::PeerRole, SocketAddr, u32)>,
 }
 
 fn parse_mode(text: &str) -> Result<shoal_router::Mode, String> {
     shoal_router::Mode::parse(text).ok_or_else(|| format!("`{text}`: expected interior or edge"))
 }
 
-fn parse_connect(text: &str) -> Result<(shoal_router::PeerRole, SocketAddr), String> {
+fn parse_connect(text: &str) -> Result<(shoal_router::PeerRole, SocketAddr, u32), String> {
     use std::net::ToSocketAddrs;
     let (role, rest) = if let Some(rest) = text.strip_prefix("inter-router://") {
         (shoal_router::PeerRole::InterRouter, rest)
@@ -188,12 +189,19 @@ fn parse_connect(text: &str) -> Result<(shoal_router::PeerRole, SocketAddr), Str
             "`{text}`: expected inter-router://HOST:PORT or edge://HOST:PORT"
         ));
     };
+    let (rest, cost) = match rest.split_once("?cost=") {
+        Some((hostport, cost)) => match cost.parse::<u32>() {
+            Ok(c) if c >= 1 => (hostport, c),
+            _ => return Err(format!("`{cost}`: the cost is a whole number from 1")),
+        },
+        None => (rest, 1),
+    };
     let addr = rest
         .to_socket_addrs()
         .map_err(|e| format!("`{rest}`: {e}"))?
         .next()
         .ok_or_else(|| format!("`{rest}` resolves to no address"))?;
-    Ok((role, addr))
+    Ok((role, addr, cost))
 }
 
 fn main() -> anyhow::Result<()> {

@@ -52,8 +52,8 @@ pub struct MeshOptions {
     pub mode: shoal_router::Mode,
     /// Where other routers (interiors, and edges attaching to us) connect.
     pub inter_router_listen: Option<SocketAddr>,
-    /// Routers to keep a connection to (redialled with backoff).
-    pub connect: Vec<(shoal_router::PeerRole, SocketAddr)>,
+    /// Routers to keep a connection to (redialled with backoff), with each link's cost.
+    pub connect: Vec<(shoal_router::PeerRole, SocketAddr, u32)>,
 }
 
 /// Where the broker behind `queue`, `topic` and `subscription` addresses runs.
@@ -156,8 +156,8 @@ impl Standalone {
             ),
             None => None,
         };
-        for (role, addr) in &opts.mesh.connect {
-            router.connect(*role, *addr);
+        for (role, addr, cost) in &opts.mesh.connect {
+            router.connect_with_cost(*role, *addr, *cost);
         }
         let broker = match &opts.broker {
             BrokerSetup::InProcess => {

@@ -35,8 +35,8 @@ pub struct MeshRouter {
 /// Describes a mesh before it starts.
 pub struct MeshBuilder {
     routers: Vec<(String, Mode)>,
-    /// (from, to, through a [`TcpProxy`])
-    connections: Vec<(String, String, bool)>,
+    /// (from, to, through a [`TcpProxy`], cost)
+    connections: Vec<(String, String, bool, u32)>,
     tweak: Box<dyn Fn(&mut RouterConfig)>,
 }
 
@@ -68,7 +68,14 @@ impl MeshBuilder {
     /// `from` dials `to`'s inter-router listener (as an edge if `from` is an edge).
     pub fn connect(mut self, from: &str, to: &str) -> Self {
         self.connections
-            .push((from.to_owned(), to.to_owned(), false));
+            .push((from.to_owned(), to.to_owned(), false, 1));
+        self
+    }
+
+    /// As [`MeshBuilder::connect`], with the link's cost in route computation.
+    pub fn connect_with_cost(mut self, from: &str, to: &str, cost: u32) -> Self {
+        self.connections
+            .push((from.to_owned(), to.to_owned(), false, cost));
         self
     }
 
@@ -76,7 +83,7 @@ impl MeshBuilder {
     /// ([`TestMesh::proxy`]).
     pub fn connect_via_proxy(mut self, from: &str, to: &str) -> Self {
         self.connections
-            .push((from.to_owned(), to.to_owned(), true));
+            .push((from.to_owned(), to.to_owned(), true, 1));
         self
     }
 
@@ -122,7 +129,7 @@ impl MeshBuilder {
             );
         }
         let mut proxies = HashMap::new();
-        for (from, to, proxied) in &self.connections {
+        for (from, to, proxied, cost) in &self.connections {
             let mut target = routers[to]
                 .inter_router
                 .expect("connections go to an interior");
@@ -137,7 +144,7 @@ impl MeshBuilder {
                 Mode::Edge => PeerRole::Edge,
             };
             if let Some(router) = r.router.as_mut() {
-                router.connect(role, target);
+                router.connect_with_cost(role, target, *cost);
             }
         }
         TestMesh { routers, proxies }

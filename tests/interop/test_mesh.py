@@ -26,10 +26,11 @@ class TimedList(list):
         super().append(item)
 
 
-def start_router(shoal_factory, router_id, *connect_to, extra=()):
+def start_router(shoal_factory, router_id, *connect_to, extra=(), cost=None):
     args = ["--router-id", router_id, "--inter-router-listen", "127.0.0.1:0"]
+    suffix = f"?cost={cost}" if cost else ""
     for peer in connect_to:
-        args += ["--connect", f"inter-router://{peer.addrs['inter-router']}"]
+        args += ["--connect", f"inter-router://{peer.addrs['inter-router']}{suffix}"]
     return shoal_factory(*args, *extra, name=router_id, command="router")
 
 
@@ -58,9 +59,11 @@ def destinations(router, address):
 def test_proton_sender_and_receiver_on_different_routers_of_a_line(shoal_factory, amqp):
     a = start_router(shoal_factory, "A")
     b = start_router(shoal_factory, "B", a)
-    c = start_router(shoal_factory, "C", b)
+    c = start_router(shoal_factory, "C", b, cost=3)
     wait_for(amqp, lambda: len(mesh_view(a)["routes"]) == 2, "A to see B and C")
     assert mesh_view(b)["router_id"] == "B"
+    costs = {r["router_id"]: (r["next_hop"], r["cost"]) for r in mesh_view(a)["routes"]}
+    assert costs == {"B": ("B", 1), "C": ("B", 4)}, costs
 
     rcv = amqp.receiver(amqp.connect(c.url), "mesh/orders", credit=50, accept=True)
     wait_for(amqp, lambda: destinations(a, "mesh/orders"), "A to learn where mesh/orders is consumed")

@@ -5,24 +5,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
+use common::mesh::*;
 use common::*;
 use shoal_test_support::mesh::{MeshBuilder, TestMesh};
-
-async fn client(mesh: &TestMesh, id: &str) -> Connection {
-    within(
-        "a client connection",
-        Connection::connect(mesh.amqp(id), ConnectOptions::default()),
-    )
-    .await
-    .expect("client connects")
-}
-
-fn auto(credit: u32) -> shoal_client::ReceiverOptions {
-    shoal_client::ReceiverOptions {
-        auto_replenish: true,
-        ..shoal_client::ReceiverOptions::credit(credit)
-    }
-}
 
 /// What a consuming task saw: message numbers, and when each arrived.
 #[derive(Default)]

@@ -6,7 +6,7 @@ use shoal_amqp::{
 };
 
 use super::engine::{Engine, PendingDisposition};
-use super::session::{Blocked, LinkEnd, LinkState, OurRole};
+use super::session::{Blocked, InitiatedHandles, LinkEnd, LinkState, OurRole};
 use crate::core::api::{AttachDetails, Command, DeliveryKey, Event, Msg};
 
 impl Engine {
@@ -190,10 +190,13 @@ impl Engine {
             self.events.push(e);
             return;
         };
-        let (floor, top) = (session.initiated_floor, session.initiated_top);
-        let free = (floor..=top).rev().find(|h| {
+        let unused = |h: &u32| {
             !session.links.contains_key(h) && !session.detaching.contains(h) && !ours.contains(h)
-        });
+        };
+        let free = match session.initiated {
+            InitiatedHandles::TopDown => (0..=session.handle_max).rev().find(unused),
+            InitiatedHandles::Parity(p) => (p..=session.handle_max).step_by(2).find(unused),
+        };
         let Some(handle) = free else {
             let e = refuse(
                 "no free link handle on the connection",

@@ -21,7 +21,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 fn kind(role: &ConnRole) -> &'static str {
     match role {
         ConnRole::RouteContainer(_) => "broker",
-        ConnRole::MeshDialled { as_edge: true } => "interior router (as an edge)",
+        ConnRole::MeshDialled { as_edge: true, .. } => "interior router (as an edge)",
         _ => "router",
     }
 }

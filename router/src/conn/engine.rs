@@ -13,11 +13,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Instant;
 
 use super::outbuf::OutBuf;
-use super::session::{LinkEnd, Session};
+use super::session::{InitiatedHandles, LinkEnd, Session};
 use super::{ConnContext, ConnRole};
 use crate::budget::Budget;
 use crate::core::api::{Command, ConnId, CoreMsg, Event, MeshPeer, Outbox};
 
+/// Links per session on inter-router connections (proxies: one per address and direction).
+const MESH_HANDLE_MAX: u32 = 65_535;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Stop taking commands from the core while this much output waits for the socket.
@@ -437,32 +439,33 @@ impl Engine {
             next_outgoing_id: 0,
             incoming_window: config.session_window,
             outgoing_window: u32::MAX,
-            handle_max: config.handle_max,
+            handle_max: self.local_handle_max(),
             ..Default::default()
         };
-        let mut session = super::session::Session::new(config.session_window, config.handle_max);
-        session.initiated_floor = self.initiated_floor(config.handle_max);
+        let mut session =
+            super::session::Session::new(config.session_window, self.local_handle_max());
+        session.initiated = self.initiated_handles();
         self.sessions = vec![Some(session)];
         self.emit(0, &Performative::Open(open));
         self.emit(0, &Performative::Begin(begin));
     }
 
-    /// The lowest handle of the links we open on a session with this handle-max. Both ends of a mesh
-    /// connection open links, and each end's handle for a link the peer opened mirrors the peer's: so the
-    /// dialler takes the upper half of the handle space and the accepting end the lower half, and the two
-    /// can never pick the same handle at once. A broker never opens links: the router takes all of it.
-    pub(super) fn initiated_floor(&self, handle_max: u32) -> u32 {
+    /// How links we open pick their handles (see [`InitiatedHandles`]).
+    pub(super) fn initiated_handles(&self) -> InitiatedHandles {
         match self.role {
-            ConnRole::MeshDialled { .. } => handle_max / 2 + 1,
-            _ => 0,
+            ConnRole::MeshDialled { .. } => InitiatedHandles::Parity(1),
+            ConnRole::MeshAccepted => InitiatedHandles::Parity(0),
+            _ => InitiatedHandles::TopDown,
         }
     }
 
-    /// The highest handle of the links we open (see [`Engine::initiated_floor`]).
-    pub(super) fn initiated_top(&self, handle_max: u32) -> u32 {
-        match self.role {
-            ConnRole::MeshAccepted => handle_max / 2,
-            _ => handle_max,
+    /// The handle-max we offer: a mesh connection carries a link per address with consumers behind it, so
+    /// it offers far more than a client needs.
+    pub(super) fn local_handle_max(&self) -> u32 {
+        if self.role.is_mesh() {
+            self.ctx.config.handle_max.max(MESH_HANDLE_MAX)
+        } else {
+            self.ctx.config.handle_max
         }
     }
 

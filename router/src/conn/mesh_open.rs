@@ -101,10 +101,15 @@ pub fn peer_of(open: &Open, role: &ConnRole, ours: &str) -> Result<MeshPeer, Con
             "the peer claims our own router id {ours} (duplicate router id)"
         )));
     }
+    let cost = match role {
+        ConnRole::MeshDialled { cost, .. } => *cost,
+        _ => 1,
+    };
     Ok(MeshPeer {
         id,
         mode,
         dialled: role.dialled(),
+        cost,
     })
 }
 
@@ -152,7 +157,10 @@ mod tests {
     fn a_valid_peer_is_read() {
         let peer = peer_of(
             &open_with(valid()),
-            &ConnRole::MeshDialled { as_edge: false },
+            &ConnRole::MeshDialled {
+                as_edge: false,
+                cost: 1,
+            },
             "A",
         )
         .unwrap();

@@ -34,7 +34,8 @@ pub enum ConnRole {
     /// Accepted on an inter-router listener: an interior router, or an edge router attaching to us.
     MeshAccepted,
     /// We dialled an interior's inter-router listener: as an interior, or (`as_edge`) as an edge router.
-    MeshDialled { as_edge: bool },
+    /// `cost`: the link's cost in route computation (the higher of the two ends' costs counts).
+    MeshDialled { as_edge: bool, cost: u32 },
 }
 
 impl ConnRole {

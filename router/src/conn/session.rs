@@ -120,10 +120,22 @@ pub struct Session {
     pub detaching: std::collections::HashSet<u32>,
     /// Links we opened and whose peer attach has not arrived, by link name.
     pub initiating: std::collections::HashMap<String, u64>,
-    /// Our handles for links we open: the highest free one in `initiated_floor..=initiated_top`, away
-    /// from the peer's (mirrored) ones. Handles are reused once their link is gone.
-    pub initiated_top: u32,
-    pub initiated_floor: u32,
+    /// Which handle a link we open takes (see [`InitiatedHandles`]). Handles are reused once their link is
+    /// gone.
+    pub initiated: InitiatedHandles,
+}
+
+/// How we pick handles for links we open. Our handle for a link the peer opened mirrors the peer's, so the
+/// two ends must never pick the same free handle at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitiatedHandles {
+    /// The highest free handle: the peer (a broker) never opens links, so counting down keeps away from
+    /// nothing but our own.
+    TopDown,
+    /// The lowest free handle of this parity: both ends of a mesh connection open links, the dialler on odd
+    /// handles and the accepting end on even ones (bottom up, so the handle table stays as small as the
+    /// number of links).
+    Parity(u32),
 }
 
 impl Session {
@@ -142,8 +154,7 @@ impl Session {
             ending: false,
             detaching: Default::default(),
             initiating: Default::default(),
-            initiated_top: handle_max,
-            initiated_floor: 0,
+            initiated: InitiatedHandles::TopDown,
         }
     }
 

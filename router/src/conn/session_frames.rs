@@ -25,14 +25,9 @@ impl Engine {
             session.next_incoming_id = begin.next_outgoing_id;
             session.remote_incoming_window = begin.incoming_window;
             session.handle_max = session.handle_max.min(begin.handle_max);
-            let handle_max = session.handle_max;
-            let (floor, top) = (
-                self.initiated_floor(handle_max),
-                self.initiated_top(handle_max),
-            );
+            let initiated = self.initiated_handles();
             let session = self.session(ours)?;
-            session.initiated_floor = floor;
-            session.initiated_top = top;
+            session.initiated = initiated;
             if ours != channel {
                 return Err(ConnError::new(
                     condition::NOT_IMPLEMENTED,
@@ -67,10 +62,9 @@ impl Engine {
             ));
         }
         let config = &self.ctx.config;
-        let handle_max = config.handle_max.min(begin.handle_max);
+        let handle_max = self.local_handle_max().min(begin.handle_max);
         let mut session = Session::new(config.session_window, handle_max);
-        session.initiated_floor = self.initiated_floor(handle_max);
-        session.initiated_top = self.initiated_top(handle_max);
+        session.initiated = self.initiated_handles();
         session.next_incoming_id = begin.next_outgoing_id;
         session.remote_incoming_window = begin.incoming_window;
         // Our channel number is the peer's: it is free on our side because we never begin sessions ourselves.

@@ -306,6 +306,8 @@ pub struct MeshPeer {
     pub mode: shoal_mesh::Mode,
     /// We dialled it (else it connected to our inter-router listener).
     pub dialled: bool,
+    /// The connection's cost in route computation (configured where it was dialled; 1 otherwise).
+    pub cost: u32,
 }
 
 /// Everything the core receives on its one channel.

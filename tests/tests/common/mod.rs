@@ -1,6 +1,8 @@
 //! Helpers shared by the wire-level protocol tests (`protocol_handshake.rs`, `protocol_transfer.rs`).
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
+pub mod mesh;
+
 pub use std::hash::Hasher;
 pub use std::sync::Arc;
 pub use std::time::Duration;

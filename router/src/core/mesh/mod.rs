@@ -156,6 +156,10 @@ impl Core {
         } else {
             mesh.node.link_up(link, now);
         }
+        if peer.cost > 1 {
+            mesh.node
+                .set_link_cost(link, shoal_mesh::Cost(peer.cost), now);
+        }
         mesh.neighbours.insert(
             conn,
             Neighbour {

@@ -49,6 +49,7 @@ impl Harness {
             id: RouterId::new(id).unwrap(),
             mode: Mode::Interior,
             dialled: true,
+            cost: 1,
         });
         self.deliver(CoreMsg::Open {
             conn,
