@@ -10,6 +10,8 @@
 //! - [`Gateway::bind`] starts the listener; [`GatewayConfig`] holds its limits.
 //! - [`mapping`] is the topic <-> address table (plain topics, Hono telemetry/event/command topics).
 //! - [`convert`] turns PUBLISH into AMQP messages and back.
+//! - [`persist`] keeps persistent sessions (their subscriptions on disk, what they miss in a broker queue);
+//!   [`Gateway::bind_with`] turns it on.
 //!
 //! See `docs/adr/0008-mqtt-gateway.md` for why the gateway is built this way.
 //!
@@ -19,10 +21,12 @@ pub mod config;
 pub mod convert;
 mod error;
 pub mod mapping;
+pub mod persist;
 pub mod retained;
 mod server;
 mod session;
 
 pub use config::GatewayConfig;
 pub use error::Error;
+pub use persist::{Persistence, SessionQueues};
 pub use server::Gateway;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::GatewayConfig;
 use crate::error::Error;
+use crate::persist::{Persistence, Sessions};
 use crate::retained::Retained;
 
 /// What every connection task reaches.
@@ -21,6 +22,8 @@ pub(crate) struct Shared {
     pub router: RouterHandle,
     pub registry: Option<Registry>,
     pub retained: Mutex<Retained>,
+    /// Persistent sessions (`None`: every session is clean).
+    pub persistent: Option<Arc<Sessions>>,
     /// Live sessions by client id, so a second CONNECT with the same id takes the session over (MQTT-3.1.4-2).
     sessions: Mutex<HashMap<String, (u64, Arc<Notify>)>>,
     next_session: AtomicU64,
@@ -31,7 +34,7 @@ pub(crate) struct Shared {
 pub(crate) struct SessionGuard {
     shared: Arc<Shared>,
     key: String,
-    seq: u64,
+    pub seq: u64,
     pub taken_over: Arc<Notify>,
 }
 
@@ -88,6 +91,22 @@ impl Gateway {
         router: RouterHandle,
         registry: Option<Registry>,
     ) -> Result<Gateway, Error> {
+        Gateway::bind_with(addr, config, router, registry, None).await
+    }
+
+    /// [`Gateway::bind`] with persistent sessions kept as `persistence` says (see [`crate::persist`]):
+    /// the sessions on disk are restored (their keepers start) before the listener accepts.
+    pub async fn bind_with(
+        addr: SocketAddr,
+        config: GatewayConfig,
+        router: RouterHandle,
+        registry: Option<Registry>,
+        persistence: Option<Persistence>,
+    ) -> Result<Gateway, Error> {
+        let persistent = match persistence {
+            Some(p) => Some(Sessions::start(p, router.clone()).await?),
+            None => None,
+        };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
@@ -101,6 +120,7 @@ impl Gateway {
             config,
             router,
             registry,
+            persistent,
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(0),
         });
@@ -131,9 +151,31 @@ impl Gateway {
         lock(&self.shared.retained).len()
     }
 
+    /// Persistent sessions kept right now (online and offline).
+    pub fn persistent_sessions(&self) -> usize {
+        self.shared.persistent.as_ref().map_or(0, |p| p.len())
+    }
+
+    /// Wait (up to `limit`) until the persistent sessions restored from disk at start hold their
+    /// subscriptions again, so that what is published from now on is kept for them. Their keepers need the
+    /// broker: call this once the router's connection to it is up.
+    pub async fn wait_sessions_restored(&self, limit: std::time::Duration) {
+        if let Some(p) = &self.shared.persistent {
+            p.wait_restored(limit).await;
+        }
+    }
+
+    /// Offline persistent sessions whose subscriptions are held (what they miss is being kept).
+    pub fn offline_sessions(&self) -> usize {
+        self.shared.persistent.as_ref().map_or(0, |p| p.offline())
+    }
+
     /// Stop accepting, tell every connection to close (MQTT 5 clients get DISCONNECT 0x8B) and wait for them
     /// (up to 5 s).
     pub async fn shutdown(self) {
+        if let Some(p) = &self.shared.persistent {
+            p.set_stopping();
+        }
         let _ = self.stop.send(true);
         self.accept.abort();
         let all = self.max_connections as u32;
@@ -144,6 +186,10 @@ impl Gateway {
         .await;
         if closed.is_err() {
             tracing::warn!("MQTT connections did not close within 5 s");
+        }
+        if let Some(p) = &self.shared.persistent {
+            // Their records stay on disk and their queues in the broker: the next start resumes them.
+            p.stop_all().await;
         }
     }
 }

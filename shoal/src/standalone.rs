@@ -212,11 +212,20 @@ impl Standalone {
                     allow_anonymous: opts.mqtt_allow_anonymous,
                     ..Default::default()
                 };
-                let gateway = shoal_mqtt_gateway::Gateway::bind(
+                // Persistent sessions keep what they miss in the in-process broker's queues.
+                let persistence = broker.as_ref().map(|b| {
+                    shoal_mqtt_gateway::Persistence::new(
+                        opts.data_dir.join("mqtt-sessions"),
+                        BROKER.into(),
+                        Arc::new(SessionQueues(b.handle())),
+                    )
+                });
+                let gateway = shoal_mqtt_gateway::Gateway::bind_with(
                     addr,
                     config,
                     router.handle(),
                     Some(registry),
+                    persistence,
                 )
                 .await
                 .with_context(|| format!("binding the MQTT listener on {addr}"))?;
@@ -234,6 +243,12 @@ impl Standalone {
         if broker.is_some() {
             // Clients may attach to queues as soon as we say ready: the broker link must be up by then.
             wait_for_broker(&router.handle()).await?;
+            if let Some(gateway) = &gateway {
+                // MQTT sessions restored from disk hold their subscriptions again before we say ready.
+                gateway
+                    .wait_sessions_restored(Duration::from_secs(10))
+                    .await;
+            }
         }
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(http::serve(http_listener, Arc::clone(&admin), async move {
@@ -299,6 +314,34 @@ async fn start_broker(
     let mut broker = Broker::start(BrokerConfig::default(), store, server).await?;
     let bound = broker.listen(([127, 0, 0, 1], 0).into()).await?;
     Ok((broker, bound.local_addr))
+}
+
+/// The MQTT gateway's session queues, declared in the in-process broker.
+struct SessionQueues(shoal_broker::BrokerHandle);
+
+impl shoal_mqtt_gateway::SessionQueues for SessionQueues {
+    fn ensure<'a>(
+        &'a self,
+        address: &'a str,
+    ) -> shoal_mqtt_gateway::persist::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let queue = shoal_broker::BrokerAddress::queue(address);
+            self.0.set_address(queue).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        address: &'a str,
+    ) -> shoal_mqtt_gateway::persist::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .delete_address(address)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Wait (up to 10 s) until the router's connection to the broker is up.

@@ -8,6 +8,7 @@ admin listener. Every wait is on an event: a CONNACK, a SUBACK, a PUBACK, a mess
 import json
 import subprocess
 import threading
+import time
 import urllib.request
 
 import paho.mqtt.client as mqtt
@@ -41,13 +42,14 @@ def register(shoal, tenant, device, password):
 class Device:
     """A paho client (MQTT 3.1.1) with events for CONNACK, SUBACK, PUBACK and messages."""
 
-    def __init__(self, shoal, client_id, username=None, password=None):
+    def __init__(self, shoal, client_id, username=None, password=None, clean_session=True):
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.got_message = threading.Event()
         self.rc = None
+        self.session_present = None
         self.messages = []
-        self.client = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(client_id=client_id, clean_session=clean_session, protocol=mqtt.MQTTv311)
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
@@ -60,6 +62,7 @@ class Device:
 
     def _on_connect(self, client, userdata, flags, rc):
         self.rc = rc
+        self.session_present = flags.get("session present")
         self.connected.set()
 
     def _on_message(self, client, userdata, msg):
@@ -75,6 +78,15 @@ class Device:
         amqp.wait(self.got_message.is_set, what="an MQTT message")
         self.got_message.clear()
         return self.messages[-1]
+
+    def wait_messages(self, count):
+        """Wait (on the message event) until `count` messages came; returns their payloads."""
+        deadline = time.monotonic() + WAIT
+        while len(self.messages) < count:
+            left = deadline - time.monotonic()
+            assert left > 0 and self.got_message.wait(left), f"{count} messages, got {len(self.messages)}"
+            self.got_message.clear()
+        return [m.payload for m in self.messages]
 
     def close(self):
         self.client.disconnect()
@@ -199,3 +211,56 @@ def test_a_retained_message_reaches_a_late_mosquitto_sub(shoal_factory):
     )
     assert sub.returncode == 0, sub.stderr
     assert sub.stdout.strip() == "doors/front open"
+
+
+def restart(shoal_factory, shoal, data_dir, *flags):
+    """SIGTERM (must exit 0), then a new process on the same data directory."""
+    code = shoal.stop()
+    assert code == 0, f"shoal did not stop cleanly (exit {code}):\n{shoal.stderr_text()[-2000:]}"
+    return shoal_factory(*flags, data_dir=data_dir)
+
+
+def publish_stored(shoal, topic, payloads, qos=1):
+    """Publish from a paho client; at QoS 1 each PUBACK means a subscriber (or a session's queue) has it."""
+    pub = Device(shoal, "publisher")
+    for payload in payloads:
+        info = pub.client.publish(topic, payload, qos=qos)
+        if qos == 1:
+            info.wait_for_publish(WAIT)
+            assert info.is_published(), f"no PUBACK for {payload!r}"
+    pub.close()
+
+
+def test_a_persistent_session_gets_what_it_missed_across_restarts(shoal_factory, tmp_path):
+    data = tmp_path / "data"
+    flags = ("--mqtt-allow-anonymous",)
+    shoal = shoal_factory(*flags, data_dir=data)
+    sub = Device(shoal, "tracker", clean_session=False)
+    assert sub.session_present == 0, "a new session"
+    sub.subscribe("fleet/+/pos", qos=1)
+    sub.close()
+
+    # The session (its subscription) is saved on stop and held again once shoal says ready.
+    shoal = restart(shoal_factory, shoal, data, *flags)
+    publish_stored(shoal, "fleet/1/pos", [b"m1", b"m2"])
+    # QoS 0 messages are not kept for an offline session.
+    publish_stored(shoal, "fleet/1/pos", [b"lost"], qos=0)
+    publish_stored(shoal, "fleet/2/pos", [b"m3"])
+    # What was kept is in the broker's store: it survives a restart too.
+    shoal = restart(shoal_factory, shoal, data, *flags)
+    publish_stored(shoal, "fleet/3/pos", [b"m4"])
+
+    sub = Device(shoal, "tracker", clean_session=False)
+    assert sub.session_present == 1, "CONNACK says session-present"
+    # No SUBSCRIBE: the session's subscription is live again, after what was kept, in order.
+    assert sub.wait_messages(4) == [b"m1", b"m2", b"m3", b"m4"]
+    assert [m.topic for m in sub.messages] == ["fleet/1/pos", "fleet/1/pos", "fleet/2/pos", "fleet/3/pos"]
+    sub.close()
+
+    # A clean session discards it all: connecting persistently again finds nothing.
+    clean = Device(shoal, "tracker", clean_session=True)
+    assert clean.session_present == 0
+    clean.close()
+    again = Device(shoal, "tracker", clean_session=False)
+    assert again.session_present == 0, "the clean session discarded the kept one"
+    again.close()

@@ -158,7 +158,12 @@ async fn authenticate(
 }
 
 /// The CONNACK accepting `hello`: MQTT 5 clients learn the gateway's limits.
-pub(super) fn connack(hello: &Hello, shared: &Shared, out: &mut BytesMut) -> Result<(), Error> {
+pub(super) fn connack(
+    hello: &Hello,
+    shared: &Shared,
+    session_present: bool,
+    out: &mut BytesMut,
+) -> Result<(), Error> {
     let mut p = Properties::default();
     if hello.connect.version == Version::V5 {
         p.receive_maximum = Some(shared.config.receive_maximum);
@@ -171,6 +176,53 @@ pub(super) fn connack(hello: &Hello, shared: &Shared, out: &mut BytesMut) -> Res
             p.assigned_client_identifier = shoal_mqtt::MqttStr::new(&hello.client_id).ok();
         }
     }
-    encode_connack(out, hello.connect.version, false, reason::SUCCESS, Some(&p))?;
+    encode_connack(
+        out,
+        hello.connect.version,
+        session_present,
+        reason::SUCCESS,
+        Some(&p),
+    )?;
     Ok(())
+}
+
+/// Refuse a client that asked for a persistent session when the gateway keeps as many as it may.
+pub(super) async fn refuse_quota<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    version: Version,
+) -> Result<(), Error> {
+    let code = match version {
+        Version::V5 => reason::QUOTA_EXCEEDED,
+        Version::V311 => reason::V311_SERVER_UNAVAILABLE,
+    };
+    let mut out = BytesMut::new();
+    encode_connack(&mut out, version, false, code, None)?;
+    wr.write_all(&out).await?;
+    Ok(())
+}
+
+/// What the client asked of its session: resume a kept one (`!clean`), and keep it after this connection
+/// (`keep`, with the MQTT 5 expiry in seconds, `None` for never).
+pub(super) struct SessionAsk {
+    pub clean: bool,
+    pub keep: bool,
+    pub expiry_secs: Option<u32>,
+}
+
+pub(super) fn session_ask(connect: &Connect) -> SessionAsk {
+    match connect.version {
+        Version::V311 => SessionAsk {
+            clean: connect.clean_start,
+            keep: !connect.clean_start,
+            expiry_secs: None,
+        },
+        Version::V5 => {
+            let expiry = connect.properties.session_expiry_interval.unwrap_or(0);
+            SessionAsk {
+                clean: connect.clean_start,
+                keep: expiry > 0,
+                expiry_secs: (expiry != u32::MAX).then_some(expiry),
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod connect;
 mod deliver;
 mod inbound;
 mod outbound;
+mod persisted;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::Error;
+use crate::persist::{self, Resumed};
 use crate::server::Shared;
 use commands::CommandTable;
 use inbound::{SenderLink, Waiting};
@@ -77,6 +79,23 @@ pub(crate) struct Session {
     client_max_packet: usize,
     credit_due: Vec<LocalLink>,
     commands: CommandTable,
+    // Persistent sessions.
+    persist: Option<Persist>,
+    /// The receiver on the session's broker queue (what was kept while the client was away).
+    stored: Option<LocalLink>,
+    /// The queue is being drained: live deliveries wait in `held` so that the client gets them in order.
+    draining: bool,
+    held: VecDeque<OutItem>,
+}
+
+/// A session that is (or was, and is resumed) persistent.
+struct Persist {
+    /// This connection's claim on the session (its seq in the client-id table).
+    owner: u64,
+    key: String,
+    queue: String,
+    keep: bool,
+    expiry_secs: Option<u32>,
 }
 
 pub(crate) async fn run(
@@ -94,10 +113,38 @@ pub(crate) async fn run(
         Some(id) => format!("{}/{}", id.tenant_id, hello.client_id),
         None => format!("/{}", hello.client_id),
     };
-    let guard = shared.claim(key);
+    let guard = shared.claim(key.clone());
+    let ask = connect::session_ask(&hello.connect);
+    let mut persist = None;
+    let mut resumed = None;
+    if let Some(sessions) = &shared.persistent {
+        let tenant = hello.identity.as_ref().map(|i| i.tenant_id.as_str());
+        let queue = persist::queue_address(tenant, &hello.client_id);
+        let found = sessions
+            .connect(&key, queue.clone(), guard.seq, ask.clean, ask.keep)
+            .await;
+        match found {
+            Ok(Resumed::Present(r)) => resumed = Some(r),
+            Ok(Resumed::Fresh) => {}
+            Err(()) => return connect::refuse_quota(&mut wr, hello.connect.version).await,
+        }
+        if ask.keep || resumed.is_some() {
+            persist = Some(Persist {
+                owner: guard.seq,
+                key,
+                queue,
+                keep: ask.keep,
+                expiry_secs: ask.expiry_secs,
+            });
+        }
+    }
     let keep_alive = Duration::from_secs(u64::from(hello.connect.keep_alive)) * 3 / 2;
     let mut s = Session::new(&shared, conn, &hello);
-    connect::connack(&hello, &shared, &mut s.out)?;
+    s.persist = persist;
+    connect::connack(&hello, &shared, resumed.is_some(), &mut s.out)?;
+    if let Some(r) = resumed {
+        s.resume(r);
+    }
     tracing::debug!(client = %s.client_id, version = ?s.version, "MQTT session up");
     let mut last_read = Instant::now();
     let mut commands = Vec::new();
@@ -162,7 +209,16 @@ pub(crate) async fn run(
         s.publish_will();
     }
     let events = std::mem::take(&mut s.events);
-    s.conn.send(events).await?;
+    let sent = s.conn.send(events).await;
+    if let (Some(sessions), Some(p)) = (&shared.persistent, &s.persist) {
+        // Returns once a keeper holds the subscriptions; only then does this connection (and with it the
+        // live subscriptions) go away, so nothing published in between is missed. What reaches this
+        // connection meanwhile is never written: it cannot come twice.
+        sessions
+            .disconnect(guard.seq, s.session_record(p), p.keep)
+            .await;
+    }
+    sent?;
     tracing::debug!(client = %s.client_id, ?close, "MQTT session ended");
     Ok(())
 }
@@ -203,6 +259,10 @@ impl Session {
                 .map_or(usize::MAX, |m| m as usize),
             credit_due: Vec::new(),
             commands: CommandTable::new(shared.config.max_pending_commands),
+            persist: None,
+            stored: None,
+            draining: false,
+            held: VecDeque::new(),
         };
         s.anonymous = s.attach_sender(None);
         s
@@ -357,7 +417,12 @@ impl Session {
             }
             Command::Drained { local, limit } => {
                 if let Some(r) = self.receivers.get_mut(&local) {
+                    // Credit left over when the broker says "drained": the queue is empty.
+                    let emptied = r.delivery_count != limit;
                     r.delivery_count = limit;
+                    if emptied && self.stored == Some(local) {
+                        self.drained();
+                    }
                 }
             }
             Command::Detach { local, .. } => self.detached(local),

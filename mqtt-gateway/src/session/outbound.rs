@@ -80,6 +80,7 @@ impl Session {
         if ack.encode(self.version, &mut self.out).is_err() {
             self.close = Some(super::Close::Server(reason::UNSPECIFIED_ERROR));
         }
+        self.sync_session();
         for (filter, qos) in retained {
             if !matches!(
                 self.subs.get(&filter).and_then(|l| self.receivers.get(l)),
@@ -99,7 +100,7 @@ impl Session {
     }
 
     /// The SUBACK code for one filter, and whether the subscription is new.
-    fn subscribe_one(&mut self, filter: &str, qos: QoS) -> (u8, bool) {
+    pub(super) fn subscribe_one(&mut self, filter: &str, qos: QoS) -> (u8, bool) {
         let failure = |v5: u8| match self.version {
             Version::V5 => v5,
             Version::V311 => reason::V311_SUBACK_FAILURE,
@@ -195,6 +196,7 @@ impl Session {
             }
             self.close_receiver(local);
         }
+        self.sync_session();
         let ack = Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,
             properties: Default::default(),
@@ -263,11 +265,17 @@ impl Session {
         self.events.push(Event::Credit {
             link: key,
             limit: r.limit,
-            drain: false,
+            // Draining the session queue: the broker says when it has nothing more.
+            drain: self.draining && self.stored == Some(local),
         });
     }
 
     pub(super) fn receiver_gone(&mut self, local: LocalLink) {
+        if self.stored == Some(local) {
+            // No queue to drain after all (no broker, or it went away): go on with live deliveries.
+            self.stored = None;
+            self.drained();
+        }
         if let Some(r) = self.receivers.remove(&local) {
             if self.subs.get(&r.filter) == Some(&local) {
                 self.subs.remove(&r.filter);
@@ -325,11 +333,16 @@ impl Session {
             r.partial = Some((delivery, msg));
             return;
         }
-        self.queue.push_back(OutItem::Delivery {
+        let item = OutItem::Delivery {
             link: local,
             delivery,
             msg,
-        });
+        };
+        if self.draining && self.stored != Some(local) {
+            self.held.push_back(item);
+        } else {
+            self.queue.push_back(item);
+        }
     }
 
     pub(super) fn abort_partial(&mut self, local: LocalLink) {
@@ -359,7 +372,7 @@ impl Session {
                 self.events.push(Event::Credit {
                     link: *key,
                     limit: *limit,
-                    drain: false,
+                    drain: self.draining && self.stored == Some(local),
                 });
             }
         }

@@ -5,5 +5,6 @@ mod connect;
 mod flow;
 mod hono;
 mod publish;
+mod sessions;
 mod subscribe;
 mod support;
