@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import broker_bench
+from brokers import rss_kib
 import mesh_bench
 import mqtt_bench
 
@@ -51,18 +52,6 @@ spec: { address: "bench/multicast", type: multicast }
 
 def log(msg):
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def rss_kib(pid):
-    """VmRSS of `pid` in KiB, or None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 class RssSampler:

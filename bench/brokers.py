@@ -18,6 +18,19 @@ import threading
 import time
 from pathlib import Path
 
+
+def rss_kib(pid):
+    """VmRSS of `pid` in KiB, or None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 QUEUE = "bench-q"
 START_TIMEOUT_S = 60
 

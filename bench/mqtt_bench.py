@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from brokers import Unavailable
+from brokers import Unavailable, rss_kib
 
 TOPIC = "bench/mqtt"
 START_TIMEOUT_S = 30
@@ -30,17 +30,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 class Mosquitto:

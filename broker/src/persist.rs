@@ -175,40 +175,40 @@ impl Persister {
         upto: u64,
         limit: usize,
     ) {
-        let store = Arc::clone(&self.store);
-        let internal = self.internal.clone();
-        tokio::spawn(async move {
-            let result = tokio::task::spawn_blocking(move || store.scan(&name, from, limit))
-                .await
-                .unwrap_or_else(|e| Err(store::StoreError::Engine(e.to_string())));
-            let _ = internal
-                .send(Internal::Browsed {
-                    link,
-                    queue,
-                    upto,
-                    limit,
-                    result,
-                })
-                .await;
+        self.scan(name, from, limit, move |result| Internal::Browsed {
+            link,
+            queue,
+            upto,
+            limit,
+            result,
         });
     }
 
-    /// Read up to `limit` messages of `name` from `from`, on a blocking thread.
+    /// Read up to `limit` messages of `name` from `from` into the queue's window, on a blocking thread.
     pub fn load(&self, queue: QueueKey, name: String, from: u64, upto: u64, limit: usize) {
+        self.scan(name, from, limit, move |result| Internal::Loaded {
+            queue,
+            upto,
+            limit,
+            result,
+        });
+    }
+
+    /// A store scan on a blocking thread, its result back to the core as `done(result)`.
+    fn scan(
+        &self,
+        name: String,
+        from: u64,
+        limit: usize,
+        done: impl FnOnce(store::Result<Vec<StoredMessage>>) -> Internal + Send + 'static,
+    ) {
         let store = Arc::clone(&self.store);
         let internal = self.internal.clone();
         tokio::spawn(async move {
             let result = tokio::task::spawn_blocking(move || store.scan(&name, from, limit))
                 .await
                 .unwrap_or_else(|e| Err(store::StoreError::Engine(e.to_string())));
-            let _ = internal
-                .send(Internal::Loaded {
-                    queue,
-                    upto,
-                    limit,
-                    result,
-                })
-                .await;
+            let _ = internal.send(done(result)).await;
         });
     }
 }
