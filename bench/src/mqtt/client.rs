@@ -23,6 +23,8 @@ pub const STAMP_LEN: usize = 8;
 const MAX_PACKET: usize = 1 << 24;
 /// Seconds of keep-alive the clients ask for (idle clients ping at half of it).
 const KEEP_ALIVE: u16 = 60;
+/// How long a connection may take, TCP to CONNACK.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Writes are batched up to this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -46,8 +48,15 @@ pub struct PublishJob {
 }
 
 impl Client {
-    /// TCP (from the client's source address, if any), CONNECT, and a successful CONNACK.
+    /// TCP (from the client's source address, if any), CONNECT, and a successful CONNACK, within
+    /// [`CONNECT_TIMEOUT`] (a server at its connection limit may leave a client waiting).
     pub async fn connect(target: &Target, i: usize, client_id: &str) -> Result<Client> {
+        tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_now(target, i, client_id))
+            .await
+            .with_context(|| format!("no CONNACK within {CONNECT_TIMEOUT:?}"))?
+    }
+
+    async fn connect_now(target: &Target, i: usize, client_id: &str) -> Result<Client> {
         let stream = match target.source(i) {
             None => TcpStream::connect(target.addr).await?,
             Some(ip) => {
