@@ -312,7 +312,7 @@ when no run produced that figure.
 Commands (per scenario; `PORT` is the server's ephemeral port):
 
 ```
-target/release/shoal standalone --amqp-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --data-dir TMP [-f multicast.yaml]
+target/release/shoal standalone --amqp-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0 --data-dir TMP [-f multicast.yaml]
 target/bench/broker 127.0.0.1 0
 target/release/shoal-load --url amqp://127.0.0.1:PORT --address ADDR --senders S --receivers R \\
     --size {ropts["size"]} --duration {ropts["duration"]} --warmup {ropts["warmup"]} [--presettled]            # saturation
