@@ -4,5 +4,6 @@ pub mod broker_process;
 pub mod cli;
 pub mod http;
 pub mod manifest;
+pub mod mesh_config;
 pub mod standalone;
 pub mod users;

@@ -162,46 +162,28 @@ struct StandaloneArgs {
     /// This router's id in the mesh (default: `shoal`).
     #[arg(long)]
     router_id: Option<String>,
-    /// `interior` (takes part in routing) or `edge` (hangs off interiors).
-    #[arg(long, default_value = "interior", value_parser = parse_mode)]
-    mode: shoal_router::Mode,
+    /// `interior` (takes part in routing; the default) or `edge` (hangs off interiors).
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<shoal_router::Mode>,
     /// Listener for other routers of the mesh (interiors, and edges attaching to this one).
     #[arg(long)]
     inter_router_listen: Option<SocketAddr>,
     /// A router to keep a connection to: `inter-router://HOST:PORT` or `edge://HOST:PORT`, optionally
     /// with `?cost=N` (the link's cost in route computation, default 1); repeatable.
     #[arg(long = "connect", value_parser = parse_connect)]
-    connect: Vec<(shoal_router::PeerRole, SocketAddr, u32)>,
+    connect: Vec<shoal::mesh_config::Peer>,
+    /// The mesh settings in a YAML file (`routerId`, `mode`, `interRouterListen`, `connect`); flags given
+    /// here win over it, and `--connect` flags add to its list.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn parse_mode(text: &str) -> Result<shoal_router::Mode, String> {
-    shoal_router::Mode::parse(text).ok_or_else(|| format!("`{text}`: expected interior or edge"))
+    shoal::mesh_config::parse_mode(text).map_err(|e| format!("{e:#}"))
 }
 
-fn parse_connect(text: &str) -> Result<(shoal_router::PeerRole, SocketAddr, u32), String> {
-    use std::net::ToSocketAddrs;
-    let (role, rest) = if let Some(rest) = text.strip_prefix("inter-router://") {
-        (shoal_router::PeerRole::InterRouter, rest)
-    } else if let Some(rest) = text.strip_prefix("edge://") {
-        (shoal_router::PeerRole::Edge, rest)
-    } else {
-        return Err(format!(
-            "`{text}`: expected inter-router://HOST:PORT or edge://HOST:PORT"
-        ));
-    };
-    let (rest, cost) = match rest.split_once("?cost=") {
-        Some((hostport, cost)) => match cost.parse::<u32>() {
-            Ok(c) if c >= 1 => (hostport, c),
-            _ => return Err(format!("`{cost}`: the cost is a whole number from 1")),
-        },
-        None => (rest, 1),
-    };
-    let addr = rest
-        .to_socket_addrs()
-        .map_err(|e| format!("`{rest}`: {e}"))?
-        .next()
-        .ok_or_else(|| format!("`{rest}` resolves to no address"))?;
-    Ok((role, addr, cost))
+fn parse_connect(text: &str) -> Result<shoal::mesh_config::Peer, String> {
+    shoal::mesh_config::parse_peer(text).map_err(|e| format!("{e:#}"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -277,11 +259,20 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         allow_anonymous: args.allow_anonymous,
         mqtt_listen: Some(args.mqtt_listen),
         mqtt_allow_anonymous: args.mqtt_allow_anonymous,
-        mesh: shoal::standalone::MeshOptions {
-            router_id: args.router_id,
-            mode: args.mode,
-            inter_router_listen: args.inter_router_listen,
-            connect: args.connect,
+        mesh: {
+            let flags = shoal::mesh_config::MeshFlags {
+                router_id: args.router_id,
+                mode: args.mode,
+                inter_router_listen: args.inter_router_listen,
+                connect: args.connect,
+            };
+            let mesh = flags.resolve(args.config.as_deref())?;
+            shoal::standalone::MeshOptions {
+                router_id: mesh.router_id,
+                mode: mesh.mode,
+                inter_router_listen: mesh.inter_router_listen,
+                connect: mesh.connect,
+            }
         },
         broker,
         ..Options::default()

@@ -6,11 +6,13 @@ Each router is a `shoal router` process with `--router-id`, `--inter-router-list
 """
 
 import json
+import subprocess
 import time
 
 from proton import Delivery
 
 from amqp_client import outcome
+from conftest import SHOAL_BIN
 from test_admin import metric, scrape
 
 
@@ -164,3 +166,33 @@ def test_an_edge_standalone_reaches_an_interior_and_keeps_local_traffic_local(sh
         "local edge traffic crossed the interior"
     )
     assert metric(scrape(e), "shoal_deliveries_in_total", address="edge/local") == 2
+
+
+def test_routers_configured_from_files_form_a_mesh(shoal_factory, amqp, tmp_path):
+    """`--config FILE` carries the mesh settings (as a ConfigMap would) instead of flags."""
+    a_file = tmp_path / "a.yaml"
+    a_file.write_text("routerId: file-a\nmode: interior\ninterRouterListen: 127.0.0.1:0\n")
+    a = shoal_factory("--config", a_file, name="file-a", command="router")
+    b_file = tmp_path / "b.yaml"
+    b_file.write_text(f"routerId: file-b\nconnect:\n  - inter-router://{a.addrs['inter-router']}?cost=2\n")
+    b = shoal_factory("--config", b_file, name="file-b", command="router")
+    wait_for(amqp, lambda: [r["router_id"] for r in mesh_view(b)["routes"]] == ["file-a"], "B to reach A")
+    assert mesh_view(b)["routes"][0]["cost"] == 2
+
+    rcv = amqp.receiver(amqp.connect(a.url), "mesh/from-files", credit=10, accept=True)
+    wait_for(amqp, lambda: destinations(b, "mesh/from-files"), "B to learn where the consumer is")
+    snd = amqp.sender(amqp.connect(b.url), "mesh/from-files")
+    assert amqp.wait_settled(amqp.send_many(snd, ["x", "y"])) == ["accepted", "accepted"]
+    assert rcv.inbox.bodies == ["x", "y"]
+
+
+def test_a_config_file_mistake_is_refused_with_the_key_named(shoal_factory, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routerId: x\nconnect:\n  - tcp://127.0.0.1:1\n")
+    out = subprocess.run(
+        [str(SHOAL_BIN), "router", "--config", str(bad), "--amqp-listen", "127.0.0.1:0", "--http-listen",
+         "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode != 0
+    assert "connect[0]" in out.stderr and "tcp://127.0.0.1:1" in out.stderr, out.stderr

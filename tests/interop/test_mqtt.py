@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import paho.mqtt.client as mqtt
+from test_admin import metric, scrape
 
 WAIT = 10.0
 
@@ -109,6 +110,12 @@ def test_telemetry_qos1_puback_is_withheld_without_a_consumer(shoal_factory, amq
     register(shoal, "acme", "dev1", "s3cret")
     dev = Device(shoal, "dev1", "dev1@acme", "s3cret")
     lost = dev.client.publish("telemetry", b"nobody", qos=1)
+    # paho sends from its own thread: wait until the message reached the router (which found no consumer)
+    # before an application attaches, or it could be that application's.
+    amqp.wait(
+        lambda: metric(scrape(shoal), "shoal_deliveries_in_total", address="telemetry/acme") >= 1,
+        what="the first telemetry message to reach the router",
+    )
     rcv = amqp.receiver(amqp.connect(shoal.url), "telemetry/acme", accept=True)
     kept = dev.client.publish("telemetry", b"someone", qos=1)
     amqp.wait(kept.is_published, what="the PUBACK of the consumed message")
