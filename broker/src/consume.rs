@@ -267,6 +267,7 @@ impl Core {
                 delivery: Some(delivery),
                 msg,
                 more: false,
+                address: None,
             },
         );
     }
@@ -345,6 +346,7 @@ impl Core {
                     delivery: None,
                     msg,
                     more: false,
+                    address: None,
                 },
             );
         }

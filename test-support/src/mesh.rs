@@ -60,6 +60,11 @@ impl MeshBuilder {
         self
     }
 
+    /// Several interiors at once, in order.
+    pub fn interiors(self, ids: &[&str]) -> Self {
+        ids.iter().fold(self, |b, id| b.interior(id))
+    }
+
     pub fn edge(mut self, id: &str) -> Self {
         self.routers.push((id.to_owned(), Mode::Edge));
         self
@@ -91,6 +96,14 @@ impl MeshBuilder {
     pub fn config(mut self, tweak: impl Fn(&mut RouterConfig) + 'static) -> Self {
         self.tweak = Box::new(tweak);
         self
+    }
+
+    /// [`MeshBuilder::start`], then [`TestMesh::await_converged`]: for tests about traffic, not about
+    /// how the mesh forms.
+    pub async fn start_converged(self) -> TestMesh {
+        let mesh = self.start().await;
+        mesh.await_converged().await;
+        mesh
     }
 
     pub async fn start(self) -> TestMesh {
@@ -209,6 +222,73 @@ impl TestMesh {
             &format!("a destination for {address}"),
         )
         .await;
+    }
+
+    /// Wait (up to 10 s) until router `id` knows exactly `n` destinations of `address` (routers with consumers).
+    pub async fn await_destinations(&self, id: &str, address: &str, n: usize) {
+        self.await_mesh(
+            id,
+            |m| {
+                m.addresses
+                    .iter()
+                    .any(|a| a.address == address && a.destinations.len() == n)
+            },
+            &format!("{n} destinations for {address}"),
+        )
+        .await;
+    }
+
+    /// Wait (up to 10 s) until router `id` knows no consumer of `address` elsewhere in the mesh any more.
+    pub async fn await_withdrawn(&self, id: &str, address: &str) {
+        self.await_mesh(
+            id,
+            |m| {
+                !m.addresses
+                    .iter()
+                    .any(|a| a.address == address && !a.destinations.is_empty())
+            },
+            &format!("{address} withdrawn"),
+        )
+        .await;
+    }
+
+    /// Wait (up to 10 s each) until the mesh has formed: every running interior has a route to every other
+    /// one, and every running edge an adjacent interior.
+    pub async fn await_converged(&self) {
+        let mut running: Vec<&MeshRouter> = self
+            .routers
+            .values()
+            .filter(|r| r.router.is_some())
+            .collect();
+        running.sort_by(|a, b| a.id.cmp(&b.id));
+        let interiors = running.iter().filter(|r| r.mode == Mode::Interior).count();
+        for r in running {
+            match r.mode {
+                Mode::Interior => self.await_routes(&r.id, interiors - 1).await,
+                Mode::Edge => {
+                    self.await_mesh(
+                        &r.id,
+                        |m| m.neighbours.iter().any(|n| n.adjacent),
+                        "an adjacent interior",
+                    )
+                    .await
+                }
+            }
+        }
+    }
+
+    /// Install `rule` on every running router (as an operator does on each router of a mesh).
+    pub async fn set_address(&self, rule: shoal_router::AddressRule) {
+        let mut ids: Vec<&String> = self.routers.keys().collect();
+        ids.sort();
+        for id in ids {
+            if self.routers[id].router.is_some() {
+                self.handle(id)
+                    .set_address(rule.clone())
+                    .await
+                    .expect("the router takes the address rule");
+            }
+        }
     }
 
     /// Wait (up to 10 s) until `check` holds for router `id`'s view of the mesh.

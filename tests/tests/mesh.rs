@@ -7,17 +7,13 @@ mod common;
 
 use common::mesh::*;
 use common::*;
-use shoal_test_support::mesh::MeshBuilder;
 
 #[tokio::test]
 async fn line_of_three_carries_messages_and_outcomes_end_to_end() {
     let mesh = line().await;
     let a = client(&mesh, "A").await;
     let c = client(&mesh, "C").await;
-    let sender = a
-        .sender(Some("line/q"), SenderOptions::default())
-        .await
-        .unwrap();
+    let sender = sender_to(&a, "line/q").await;
     // No consumer anywhere: no credit (a round trip on the same connection orders any flow before it).
     barrier(&a).await;
     assert_eq!(
@@ -30,16 +26,7 @@ async fn line_of_three_carries_messages_and_outcomes_end_to_end() {
     within("credit across two hops", sender.wait_credit(1))
         .await
         .unwrap();
-    for i in 0..50u32 {
-        let d = sender
-            .send(&message(i.to_be_bytes().to_vec()), false)
-            .await
-            .unwrap();
-        let body = recv_body(&receiver).await;
-        assert_eq!(body, i.to_be_bytes());
-        let outcome = within("the outcome", d.outcome()).await.unwrap();
-        assert_eq!(outcome, DeliveryState::Accepted);
-    }
+    send_each_accepted(&sender, &[&receiver], 50).await;
     // A rejection travels back over both hops as it is.
     let d = sender.send(&message(&b"bad"[..]), false).await.unwrap();
     let got = within("a delivery", receiver.recv()).await.unwrap();
@@ -59,21 +46,16 @@ async fn line_of_three_carries_messages_and_outcomes_end_to_end() {
 
     // The consumer goes: the mesh withdraws the address and the sender's messages are released.
     receiver.close().await.unwrap();
-    mesh.await_mesh(
-        "A",
-        |m| {
-            !m.addresses
-                .iter()
-                .any(|a| a.address == "line/q" && !a.destinations.is_empty())
-        },
-        "line/q withdrawn",
-    )
-    .await;
-    // The sender keeps its credit (ADR 0003); what it sends now comes back released, from A itself.
+    mesh.await_withdrawn("A", "line/q").await;
+    // No consumer anywhere, no credit: A takes back what the sender held (ADR 0003), so it stops sending.
+    assert_eventually!(sender.credit() == 0, "the sender's credit taken back");
+    // A consumer again: credit again, and what waited for it is delivered.
+    let again = c.receiver_with(Some("line/q"), auto(5)).await.unwrap();
     let d = sender.send(&message(&b"late"[..]), false).await.unwrap();
+    assert_eq!(recv_body(&again).await, b"late");
     assert_eq!(
         within("the outcome", d.outcome()).await.unwrap(),
-        DeliveryState::Released
+        DeliveryState::Accepted
     );
     mesh.shutdown().await;
 }
@@ -85,30 +67,14 @@ async fn triangle_takes_the_shortest_path_without_loops_or_duplicates() {
     let c = client(&mesh, "C").await;
     let receiver = c.receiver_with(Some("tri/q"), auto(50)).await.unwrap();
     mesh.await_destination("A", "tri/q").await;
-    let sender = a
-        .sender(Some("tri/q"), SenderOptions::default())
-        .await
-        .unwrap();
-    let mut outcomes = Vec::new();
-    for i in 0..100u32 {
-        outcomes.push(
-            sender
-                .send(&message(i.to_be_bytes().to_vec()), false)
-                .await
-                .unwrap(),
-        );
-    }
+    let sender = sender_to(&a, "tri/q").await;
+    let outcomes = send_numbered(&sender, 100).await;
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..100 {
         let body = recv_body(&receiver).await;
         assert!(seen.insert(body), "a duplicate delivery");
     }
-    for d in outcomes {
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
-    }
+    assert_all_accepted(outcomes).await;
     barrier(&c).await;
     assert!(
         receiver.try_recv().is_none(),
@@ -135,35 +101,16 @@ async fn balanced_consumers_on_two_routers_of_a_triangle_share_without_loops() {
     for id in ["A", "B", "C"] {
         mesh.await_destination(id, "tri/bal").await;
     }
-    let sender = a
-        .sender(Some("tri/bal"), SenderOptions::default())
-        .await
-        .unwrap();
+    let sender = sender_to(&a, "tri/bal").await;
     const N: u32 = 200;
-    let mut outcomes = Vec::new();
-    for i in 0..N {
-        outcomes.push(
-            sender
-                .send(&message(i.to_be_bytes().to_vec()), false)
-                .await
-                .unwrap(),
-        );
-    }
+    let outcomes = send_numbered(&sender, N).await;
+    let (got_b, got_c) = take_from_either(&rb, &rc, N as usize).await;
     let mut seen = std::collections::BTreeSet::new();
-    let (mut at_b, mut at_c) = (0, 0);
-    while seen.len() < N as usize {
-        tokio::select! {
-            d = rb.recv() => { let d = d.unwrap(); rb.accept(&d).await.unwrap(); at_b += 1; assert!(seen.insert(d.bytes.clone()), "duplicate"); }
-            d = rc.recv() => { let d = d.unwrap(); rc.accept(&d).await.unwrap(); at_c += 1; assert!(seen.insert(d.bytes.clone()), "duplicate"); }
-            _ = tokio::time::sleep(STEP) => panic!("only {} of {N} delivered", seen.len()),
-        }
+    for bytes in got_b.iter().chain(&got_c) {
+        assert!(seen.insert(bytes), "duplicate");
     }
-    for d in outcomes {
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
-    }
+    let (at_b, at_c) = (got_b.len(), got_c.len());
+    assert_all_accepted(outcomes).await;
     assert!(
         at_b > 0 && at_c > 0,
         "both consumers take a share: {at_b} / {at_c}"
@@ -180,50 +127,22 @@ async fn balanced_consumers_on_two_routers_of_a_triangle_share_without_loops() {
 #[tokio::test]
 async fn multicast_reaches_receivers_on_two_routers_once_each() {
     let mesh = triangle().await;
-    for id in ["A", "B", "C"] {
-        mesh.handle(id)
-            .set_address(shoal_router::AddressRule {
-                name: "mc".into(),
-                matcher: shoal_router::Matcher::Prefix("mc".into()),
-                distribution: shoal_router::Distribution::Multicast,
-                link_route: None,
-            })
-            .await
-            .unwrap();
-    }
+    mesh.set_address(shoal_router::AddressRule {
+        name: "mc".into(),
+        matcher: shoal_router::Matcher::Prefix("mc".into()),
+        distribution: shoal_router::Distribution::Multicast,
+        link_route: None,
+    })
+    .await;
     let a = client(&mesh, "A").await;
     let b = client(&mesh, "B").await;
     let c = client(&mesh, "C").await;
     let rb = b.receiver_with(Some("mc/news"), auto(50)).await.unwrap();
     let rc = c.receiver_with(Some("mc/news"), auto(50)).await.unwrap();
     let rc2 = c.receiver_with(Some("mc/news"), auto(50)).await.unwrap();
-    mesh.await_mesh(
-        "A",
-        |m| {
-            m.addresses
-                .iter()
-                .any(|a| a.address == "mc/news" && a.destinations.len() == 2)
-        },
-        "both destinations of mc/news",
-    )
-    .await;
-    let sender = a
-        .sender(Some("mc/news"), SenderOptions::default())
-        .await
-        .unwrap();
-    for i in 0..20u32 {
-        let d = sender
-            .send(&message(i.to_be_bytes().to_vec()), false)
-            .await
-            .unwrap();
-        for r in [&rb, &rc, &rc2] {
-            assert_eq!(recv_body(r).await, i.to_be_bytes());
-        }
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
-    }
+    mesh.await_destinations("A", "mc/news", 2).await;
+    let sender = sender_to(&a, "mc/news").await;
+    send_each_accepted(&sender, &[&rb, &rc, &rc2], 20).await;
     for (conn, r) in [(&b, &rb), (&c, &rc), (&c, &rc2)] {
         barrier(conn).await;
         assert!(r.try_recv().is_none(), "a receiver got a copy twice");
@@ -235,46 +154,18 @@ async fn multicast_reaches_receivers_on_two_routers_once_each() {
 async fn a_message_never_goes_back_to_a_router_it_crossed() {
     // Consumers on both routers of a pair: A balances between its own consumer and B; what B receives from
     // A may go to B's consumer only, never back to A (whose consumer B would otherwise balance towards).
-    let mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
-        .connect("A", "B")
-        .start()
-        .await;
+    let mesh = pair().await;
     let a = client(&mesh, "A").await;
     let b = client(&mesh, "B").await;
     let ra = a.receiver_with(Some("pair/q"), auto(20)).await.unwrap();
     let rb = b.receiver_with(Some("pair/q"), auto(20)).await.unwrap();
     mesh.await_destination("A", "pair/q").await;
     mesh.await_destination("B", "pair/q").await;
-    let sender = a
-        .sender(Some("pair/q"), SenderOptions::default())
-        .await
-        .unwrap();
+    let sender = sender_to(&a, "pair/q").await;
     const N: usize = 100;
-    let mut outcomes = Vec::new();
-    for i in 0..N as u32 {
-        outcomes.push(
-            sender
-                .send(&message(i.to_be_bytes().to_vec()), false)
-                .await
-                .unwrap(),
-        );
-    }
-    let (mut got, mut at_b) = (0, 0);
-    while got < N {
-        tokio::select! {
-            d = ra.recv() => { let d = d.unwrap(); ra.accept(&d).await.unwrap(); got += 1; }
-            d = rb.recv() => { let d = d.unwrap(); rb.accept(&d).await.unwrap(); got += 1; at_b += 1; }
-            _ = tokio::time::sleep(STEP) => panic!("only {got} of {N} delivered"),
-        }
-    }
-    for d in outcomes {
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
-    }
+    let outcomes = send_numbered(&sender, N as u32).await;
+    let at_b = take_from_either(&ra, &rb, N).await.1.len();
+    assert_all_accepted(outcomes).await;
     assert!(at_b > 0, "B's consumer takes a share");
     assert_eq!(
         stats(&mesh, "A", "pair/q").await.0,

@@ -34,18 +34,7 @@ fn consume(r: shoal_client::Receiver, seen: Arc<Mutex<Seen>>) -> tokio::task::Jo
 
 #[tokio::test]
 async fn killing_a_router_mid_stream_reroutes_and_loses_no_settled_delivery() {
-    let mut mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
-        .interior("C")
-        .connect("A", "B")
-        .connect("B", "C")
-        .connect("A", "C")
-        .start()
-        .await;
-    for id in ["A", "B", "C"] {
-        mesh.await_routes(id, 2).await;
-    }
+    let mut mesh = triangle().await;
     let a = client(&mesh, "A").await;
     let b = client(&mesh, "B").await;
     let c = client(&mesh, "C").await;
@@ -59,20 +48,8 @@ async fn killing_a_router_mid_stream_reroutes_and_loses_no_settled_delivery() {
         c.receiver_with(Some("fo/q"), auto(50)).await.unwrap(),
         Arc::clone(&at_c),
     );
-    mesh.await_mesh(
-        "A",
-        |m| {
-            m.addresses
-                .iter()
-                .any(|x| x.address == "fo/q" && x.destinations.len() == 2)
-        },
-        "both consumers of fo/q",
-    )
-    .await;
-    let sender = a
-        .sender(Some("fo/q"), SenderOptions::default())
-        .await
-        .unwrap();
+    mesh.await_destinations("A", "fo/q", 2).await;
+    let sender = sender_to(&a, "fo/q").await;
 
     // At-least-once: whatever comes back released is sent again.
     const N: u32 = 2000;
@@ -85,12 +62,9 @@ async fn killing_a_router_mid_stream_reroutes_and_loses_no_settled_delivery() {
         assert!(rounds < 20, "messages keep coming back released");
         let mut outcomes = tokio::task::JoinSet::new();
         for i in std::mem::take(&mut pending) {
-            let d = within(
-                "credit to send",
-                sender.send(&message(i.to_be_bytes().to_vec()), false),
-            )
-            .await
-            .unwrap();
+            let d = within("credit to send", sender.send(&numbered(i), false))
+                .await
+                .unwrap();
             outcomes.spawn(async move { (i, d.outcome().await) });
             let delivered = at_b.lock().unwrap().ids.len() + at_c.lock().unwrap().ids.len();
             if killed_at.is_none() && delivered >= 300 {
@@ -139,9 +113,8 @@ async fn killing_a_router_mid_stream_reroutes_and_loses_no_settled_delivery() {
 
 async fn star() -> TestMesh {
     // I1 - I2 interiors; edges E1, E2 on I1 and E3 on I2.
-    let mesh = MeshBuilder::new()
-        .interior("I1")
-        .interior("I2")
+    MeshBuilder::new()
+        .interiors(&["I1", "I2"])
         .edge("E1")
         .edge("E2")
         .edge("E3")
@@ -149,18 +122,8 @@ async fn star() -> TestMesh {
         .connect("E1", "I1")
         .connect("E2", "I1")
         .connect("E3", "I2")
-        .start()
-        .await;
-    mesh.await_routes("I1", 1).await;
-    for (edge, _) in [("E1", "I1"), ("E2", "I1"), ("E3", "I2")] {
-        mesh.await_mesh(
-            edge,
-            |m| m.neighbours.iter().any(|n| n.adjacent),
-            "an adjacent interior",
-        )
-        .await;
-    }
-    mesh
+        .start_converged()
+        .await
 }
 
 #[tokio::test]
@@ -170,22 +133,8 @@ async fn edges_reach_each_other_through_the_interiors() {
     let e3 = client(&mesh, "E3").await;
     let r = e3.receiver_with(Some("edge/q"), auto(20)).await.unwrap();
     mesh.await_destination("I1", "edge/q").await;
-    let s = e1
-        .sender(Some("edge/q"), SenderOptions::default())
-        .await
-        .unwrap();
-    for i in 0..20u32 {
-        let d = s
-            .send(&message(i.to_be_bytes().to_vec()), false)
-            .await
-            .unwrap();
-        let got = within("a delivery", r.recv()).await.unwrap();
-        r.accept(&got).await.unwrap();
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
-    }
+    let s = sender_to(&e1, "edge/q").await;
+    send_each_accepted(&s, &[&r], 20).await;
     mesh.shutdown().await;
 }
 
@@ -194,22 +143,8 @@ async fn an_edges_local_traffic_stays_local() {
     let mesh = star().await;
     let e2 = client(&mesh, "E2").await;
     let r = e2.receiver_with(Some("local/q"), auto(20)).await.unwrap();
-    let s = e2
-        .sender(Some("local/q"), SenderOptions::default())
-        .await
-        .unwrap();
-    for i in 0..20u32 {
-        let d = s
-            .send(&message(i.to_be_bytes().to_vec()), false)
-            .await
-            .unwrap();
-        let got = within("a delivery", r.recv()).await.unwrap();
-        r.accept(&got).await.unwrap();
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
-    }
+    let s = sender_to(&e2, "local/q").await;
+    send_each_accepted(&s, &[&r], 20).await;
     // The interior knows E2's consumer (advertised as its own) but never carried the traffic.
     mesh.await_mesh(
         "I1",
@@ -221,12 +156,7 @@ async fn an_edges_local_traffic_stays_local() {
         "E2's consumer advertised",
     )
     .await;
-    let snap = mesh.handle("I1").snapshot().await.unwrap();
-    let carried = snap
-        .addresses
-        .iter()
-        .find(|a| a.address == "local/q")
-        .map_or(0, |a| a.stats.deliveries_in);
+    let (carried, _) = stats(&mesh, "I1", "local/q").await;
     assert_eq!(carried, 0, "local traffic went through the interior");
     mesh.shutdown().await;
 }
@@ -264,12 +194,10 @@ async fn a_duplicate_router_id_is_refused() {
 #[tokio::test]
 async fn a_partition_is_detected_by_the_dead_interval_and_the_mesh_heals() {
     let mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
+        .interiors(&["A", "B"])
         .connect_via_proxy("A", "B")
-        .start()
+        .start_converged()
         .await;
-    mesh.await_routes("A", 1).await;
     let b = client(&mesh, "B").await;
     let r = b.receiver_with(Some("part/q"), auto(20)).await.unwrap();
     mesh.await_destination("A", "part/q").await;
@@ -284,43 +212,26 @@ async fn a_partition_is_detected_by_the_dead_interval_and_the_mesh_heals() {
         detected >= Duration::from_secs(2) && detected < Duration::from_secs(5),
         "partition detected after {detected:?} (dead interval 3 s)"
     );
-    mesh.await_mesh(
-        "A",
-        |m| {
-            !m.addresses
-                .iter()
-                .any(|a| a.address == "part/q" && !a.destinations.is_empty())
-        },
-        "part/q withdrawn",
-    )
-    .await;
+    mesh.await_withdrawn("A", "part/q").await;
 
     mesh.proxy("A", "B").heal();
     mesh.await_routes("A", 1).await;
     mesh.await_destination("A", "part/q").await;
     let a = client(&mesh, "A").await;
-    let s = a
-        .sender(Some("part/q"), SenderOptions::default())
-        .await
-        .unwrap();
+    let s = sender_to(&a, "part/q").await;
     let d = s.send(&message(&b"after"[..]), false).await.unwrap();
     let got = within("the message after the heal", r.recv())
         .await
         .unwrap();
     r.accept(&got).await.unwrap();
-    assert_eq!(
-        within("outcome", d.outcome()).await.unwrap(),
-        DeliveryState::Accepted
-    );
+    assert_accepted(d).await;
     mesh.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_multi_homed_edge_fails_over_to_its_other_interior() {
     let mut mesh = MeshBuilder::new()
-        .interior("I1")
-        .interior("I2")
-        .interior("I3")
+        .interiors(&["I1", "I2", "I3"])
         .edge("E")
         .connect("I1", "I2")
         .connect("I3", "I1")
@@ -348,18 +259,9 @@ async fn a_multi_homed_edge_fails_over_to_its_other_interior() {
     mesh.await_destination(&uplink, "mh/q").await;
     mesh.await_destination(other, "mh/q").await;
     let e = client(&mesh, "E").await;
-    let s = e
-        .sender(Some("mh/q"), SenderOptions::default())
-        .await
-        .unwrap();
-    let d = s
-        .send(&message(1u32.to_be_bytes().to_vec()), false)
-        .await
-        .unwrap();
-    assert_eq!(
-        within("outcome", d.outcome()).await.unwrap(),
-        DeliveryState::Accepted
-    );
+    let s = sender_to(&e, "mh/q").await;
+    let d = s.send(&numbered(1), false).await.unwrap();
+    assert_accepted(d).await;
 
     mesh.kill(&uplink).await;
     mesh.await_mesh(
@@ -373,12 +275,9 @@ async fn a_multi_homed_edge_fails_over_to_its_other_interior() {
     loop {
         tries += 1;
         assert!(tries < 20, "never accepted after the failover");
-        let d = within(
-            "credit after the failover",
-            s.send(&message(2u32.to_be_bytes().to_vec()), false),
-        )
-        .await
-        .unwrap();
+        let d = within("credit after the failover", s.send(&numbered(2), false))
+            .await
+            .unwrap();
         match within("outcome", d.outcome()).await.unwrap() {
             DeliveryState::Accepted => break,
             DeliveryState::Released => continue,

@@ -69,34 +69,20 @@ async fn a_client_claiming_to_be_a_router_is_just_a_client_and_cannot_speak_the_
 async fn a_broker_address_works_from_a_router_without_the_broker_connection() {
     // A - B - C; only C is connected to the broker (here a bare router acting as the route container).
     let broker = shoal_test_support::TestRouter::start().await;
-    let mut mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
-        .interior("C")
-        .connect("A", "B")
-        .connect("B", "C")
-        .start()
-        .await;
-    for id in ["A", "B", "C"] {
-        mesh.handle(id)
-            .set_address(shoal_router::AddressRule {
-                name: "default/queues".into(),
-                matcher: shoal_router::Matcher::Pattern("q/#".into()),
-                distribution: shoal_router::Distribution::Balanced,
-                link_route: Some("broker".into()),
-            })
-            .await
-            .unwrap();
-    }
+    let mut mesh = line().await;
+    mesh.set_address(shoal_router::AddressRule {
+        name: "default/queues".into(),
+        matcher: shoal_router::Matcher::Pattern("q/#".into()),
+        distribution: shoal_router::Distribution::Balanced,
+        link_route: Some("broker".into()),
+    })
+    .await;
     mesh.connect_route_container("C", "broker", broker.addr());
     mesh.await_destination("A", "_broker/broker").await;
 
     let a = client(&mesh, "A").await;
     let receiver = a.receiver("q/1", 10).await.unwrap();
-    let sender = a
-        .sender(Some("q/1"), SenderOptions::default())
-        .await
-        .unwrap();
+    let sender = sender_to(&a, "q/1").await;
     // The broker holds both links: they were routed A -> B -> C -> broker.
     assert_eventually!(
         broker
@@ -107,17 +93,11 @@ async fn a_broker_address_works_from_a_router_without_the_broker_connection() {
     );
     let d = sender.send(&message(&b"stored"[..]), false).await.unwrap();
     assert_eq!(recv_body(&receiver).await, b"stored");
-    assert_eq!(
-        within("outcome", d.outcome()).await.unwrap(),
-        DeliveryState::Accepted
-    );
+    assert_accepted(d).await;
     // What the broker got is what the client sent: no mesh trace.
     let got = {
         let r2 = a.receiver("q/2", 10).await.unwrap();
-        let s2 = a
-            .sender(Some("q/2"), SenderOptions::default())
-            .await
-            .unwrap();
+        let s2 = sender_to(&a, "q/2").await;
         s2.send(&message(&b"plain"[..]), false).await.unwrap();
         within("a delivery", r2.recv()).await.unwrap()
     };
@@ -133,26 +113,17 @@ async fn large_and_presettled_messages_cross_the_mesh() {
     let c = client(&mesh, "C").await;
     let receiver = c.receiver_with(Some("line/big"), auto(10)).await.unwrap();
     mesh.await_destination("A", "line/big").await;
-    let sender = a
-        .sender(Some("line/big"), SenderOptions::default())
-        .await
-        .unwrap();
+    let sender = sender_to(&a, "line/big").await;
     // A message of many frames streams through both hops intact.
     let big = pattern(1024 * 1024 + 17);
     let d = sender.send(&message(big.clone()), false).await.unwrap();
     let got = recv_body(&receiver).await;
     assert_eq!(got.len(), big.len());
     assert_eq!(hash(&got), hash(&big));
-    assert_eq!(
-        within("outcome", d.outcome()).await.unwrap(),
-        DeliveryState::Accepted
-    );
+    assert_accepted(d).await;
     // Presettled ones arrive too (at most once: no outcome to wait for).
     for i in 0..20u32 {
-        sender
-            .send(&message(i.to_be_bytes().to_vec()), true)
-            .await
-            .unwrap();
+        sender.send(&numbered(i), true).await.unwrap();
     }
     for i in 0..20u32 {
         assert_eq!(recv_body(&receiver).await, i.to_be_bytes());
@@ -172,10 +143,7 @@ async fn request_reply_across_the_mesh_through_a_dynamic_address() {
     mesh.await_destination("A", "svc").await;
     mesh.await_destination("C", &reply_to).await;
 
-    let requests = a
-        .sender(Some("svc"), SenderOptions::default())
-        .await
-        .unwrap();
+    let requests = sender_to(&a, "svc").await;
     let answers = c.sender(None, SenderOptions::default()).await.unwrap();
     let request = MessageBuilder {
         reply_to: Some(reply_to.clone()),
@@ -196,10 +164,7 @@ async fn request_reply_across_the_mesh_through_a_dynamic_address() {
         back.message().unwrap().body,
         Body::Data(Bytes::from_static(b"pong"))
     );
-    assert_eq!(
-        within("outcome", d.outcome()).await.unwrap(),
-        DeliveryState::Accepted
-    );
+    assert_accepted(d).await;
     mesh.shutdown().await;
 }
 
@@ -207,13 +172,7 @@ async fn request_reply_across_the_mesh_through_a_dynamic_address() {
 async fn many_addresses_each_get_a_proxy_beyond_a_clients_handle_space() {
     // More addresses than a client session's handle-max (1023) allows links: the mesh connection offers more.
     const N: usize = 1100;
-    let mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
-        .connect("A", "B")
-        .start()
-        .await;
-    mesh.await_routes("A", 1).await;
+    let mesh = pair().await;
     let mut receivers = Vec::new();
     // Several client connections on B: each session holds at most 1024 links.
     let conns = [client(&mesh, "B").await, client(&mesh, "B").await];
@@ -246,10 +205,7 @@ async fn many_addresses_each_get_a_proxy_beyond_a_clients_handle_space() {
         };
         let d = s.send(&m, false).await.unwrap();
         assert_eq!(recv_body(&receivers[i]).await, i.to_string().into_bytes());
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
+        assert_accepted(d).await;
     }
     mesh.shutdown().await;
 }
@@ -258,9 +214,7 @@ async fn many_addresses_each_get_a_proxy_beyond_a_clients_handle_space() {
 async fn routes_follow_link_costs() {
     // A - C directly costs 5; A - B - C costs 2: traffic from A to C goes through B.
     let mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
-        .interior("C")
+        .interiors(&["A", "B", "C"])
         .connect("A", "B")
         .connect("B", "C")
         .connect_with_cost("A", "C", 5)
@@ -280,21 +234,8 @@ async fn routes_follow_link_costs() {
     let c = client(&mesh, "C").await;
     let r = c.receiver_with(Some("cost/q"), auto(10)).await.unwrap();
     mesh.await_destination("A", "cost/q").await;
-    let s = a
-        .sender(Some("cost/q"), SenderOptions::default())
-        .await
-        .unwrap();
-    for i in 0..10u32 {
-        let d = s
-            .send(&message(i.to_be_bytes().to_vec()), false)
-            .await
-            .unwrap();
-        assert_eq!(recv_body(&r).await, i.to_be_bytes());
-        assert_eq!(
-            within("outcome", d.outcome()).await.unwrap(),
-            DeliveryState::Accepted
-        );
-    }
+    let s = sender_to(&a, "cost/q").await;
+    send_each_accepted(&s, &[&r], 10).await;
     assert_eq!(stats(&mesh, "B", "cost/q").await, (10, 10), "not through B");
     mesh.shutdown().await;
 }

@@ -60,14 +60,7 @@ impl Store for GatedStore {
 async fn a_durable_message_is_accepted_only_after_the_sync() {
     let gated = Arc::new(GatedStore::default());
     // Declared queues are created with an unsynced write: the broker starts with the gate closed.
-    let b = start_on(
-        BrokerConfig {
-            addresses: vec![BrokerAddress::queue("q")],
-            ..BrokerConfig::default()
-        },
-        gated.clone(),
-    )
-    .await;
+    let b = start_on(queue_q(), gated.clone()).await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
     let waiting = gated.waiting.notified();
@@ -93,14 +86,7 @@ async fn a_durable_message_is_accepted_only_after_the_sync() {
 #[tokio::test]
 async fn non_durable_messages_do_not_wait_for_a_sync() {
     let gated = Arc::new(GatedStore::default());
-    let b = start_on(
-        BrokerConfig {
-            addresses: vec![BrokerAddress::queue("q")],
-            ..BrokerConfig::default()
-        },
-        gated.clone(),
-    )
-    .await;
+    let b = start_on(queue_q(), gated.clone()).await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
     // The gate stays closed: only memory is involved.

@@ -76,57 +76,67 @@ async fn a_full_queue_blocks_senders_until_there_is_room() {
     send_accepted(&s, &["more"]).await;
 }
 
-fn paced(window: usize, pace: std::time::Duration) -> BrokerConfig {
-    BrokerConfig {
-        addresses: vec![BrokerAddress::queue("q")],
+/// A broker whose queue `q` holds `window` messages in memory and paces producers while a consumer took a
+/// message within `pace`; a consumer of `q` has just taken one message (unsettled, its one credit used up) and
+/// the producer `s` is attached.
+struct Paced {
+    b: TestBroker,
+    conn: shoal_client::Connection,
+    s: shoal_client::Sender,
+    /// Keeps the consumer (and its unsettled message) attached for the whole test.
+    _r: shoal_client::Receiver,
+}
+
+async fn paced_with_active_consumer(window: usize, pace: std::time::Duration) -> Paced {
+    let b = start(BrokerConfig {
         link_capacity: 20,
         window,
         pace_while_consumed_within: pace,
-        ..BrokerConfig::default()
-    }
+        ..queue_q()
+    })
+    .await;
+    let conn = b.connect().await;
+    let r = conn.receiver("q", 1).await.unwrap();
+    let s = sender(&conn, "q").await;
+    s.send(&message("first", false), false)
+        .await
+        .unwrap()
+        .outcome()
+        .await
+        .unwrap();
+    recv(&r).await; // taken, not settled: the consumer is active and its credit is used up
+    Paced { b, conn, s, _r: r }
 }
 
-/// Sends non-durable messages while the sender has credit (each accepted), up to `max`; returns how many.
-async fn send_while_credit(
-    b: &TestBroker,
-    conn: &shoal_client::Connection,
-    s: &shoal_client::Sender,
-    max: usize,
-) -> usize {
-    let mut sent = 0;
-    while sent < max {
-        if s.credit() == 0 {
-            // The broker may still be topping the sender up: one round trip through its core settles that.
-            round_trip(conn, "q").await;
-            if s.credit() == 0 {
-                break;
+impl Paced {
+    /// Sends non-durable messages while the sender has credit (each accepted), up to `max`; returns how many.
+    async fn send_while_credit(&self, max: usize) -> usize {
+        let mut sent = 0;
+        while sent < max {
+            if self.s.credit() == 0 {
+                // The broker may still be topping the sender up: one round trip through its core settles that.
+                round_trip(&self.conn, "q").await;
+                if self.s.credit() == 0 {
+                    break;
+                }
             }
+            let d = self.s.send(&message("m", false), false).await.unwrap();
+            assert_eq!(d.outcome().await.unwrap(), DeliveryState::Accepted);
+            sent += 1;
         }
-        let d = s.send(&message("m", false), false).await.unwrap();
-        assert_eq!(d.outcome().await.unwrap(), DeliveryState::Accepted);
-        sent += 1;
+        sent
     }
-    let _ = b;
-    sent
 }
 
 /// A consumer took a message just now: once the window is full, its producers wait for it (no new credit)
 /// instead of paging messages out to the store.
 #[tokio::test]
 async fn producers_are_paced_to_active_consumers_instead_of_paging() {
-    let window = 4;
-    let b = start(paced(window, std::time::Duration::from_secs(600))).await;
-    let conn = b.connect().await;
-    let r = conn.receiver("q", 1).await.unwrap();
-    let s = sender(&conn, "q").await;
-    let first = s.send(&message("first", false), false).await.unwrap();
-    first.outcome().await.unwrap();
-    recv(&r).await; // taken, not settled: the consumer is active and its credit is used up
-
-    let sent = send_while_credit(&b, &conn, &s, 200).await;
-    let stats = b.stats("q").await.unwrap();
+    let p = paced_with_active_consumer(4, std::time::Duration::from_secs(600)).await;
+    let sent = p.send_while_credit(200).await;
+    let stats = p.b.stats("q").await.unwrap();
     assert!(sent < 200, "the sender was never held back");
-    assert_eq!(s.credit(), 0);
+    assert_eq!(p.s.credit(), 0);
     // Only what the sender already held credit for when the window filled can have gone to the store.
     assert!(
         stats.paged <= 20,
@@ -139,40 +149,20 @@ async fn producers_are_paced_to_active_consumers_instead_of_paging() {
 /// Without pacing (or once consumers idle past the pacing time) producers page to the store and keep going.
 #[tokio::test]
 async fn without_pacing_producers_page_and_keep_their_credit() {
-    let b = start(paced(4, std::time::Duration::ZERO)).await;
-    let conn = b.connect().await;
-    let r = conn.receiver("q", 1).await.unwrap();
-    let s = sender(&conn, "q").await;
-    s.send(&message("first", false), false)
-        .await
-        .unwrap()
-        .outcome()
-        .await
-        .unwrap();
-    recv(&r).await;
-    let sent = send_while_credit(&b, &conn, &s, 100).await;
+    let p = paced_with_active_consumer(4, std::time::Duration::ZERO).await;
+    let sent = p.send_while_credit(100).await;
     assert_eq!(sent, 100, "never held back");
-    assert!(b.stats("q").await.unwrap().paged > 50);
+    assert!(p.b.stats("q").await.unwrap().paged > 50);
 }
 
 #[tokio::test]
 async fn an_idle_consumer_stops_pacing_after_the_pacing_time() {
     let pace = std::time::Duration::from_millis(300);
-    let b = start(paced(4, pace)).await;
-    let conn = b.connect().await;
-    let r = conn.receiver("q", 1).await.unwrap();
-    let s = sender(&conn, "q").await;
-    s.send(&message("first", false), false)
-        .await
-        .unwrap()
-        .outcome()
-        .await
-        .unwrap();
-    recv(&r).await;
+    let p = paced_with_active_consumer(4, pace).await;
     let taken = std::time::Instant::now();
-    send_while_credit(&b, &conn, &s, 200).await;
-    assert_eq!(s.credit(), 0, "held while the consumer is active");
-    tokio::time::timeout(WAIT, s.wait_credit(1))
+    p.send_while_credit(200).await;
+    assert_eq!(p.s.credit(), 0, "held while the consumer is active");
+    tokio::time::timeout(WAIT, p.s.wait_credit(1))
         .await
         .expect("credit comes back once the consumer idles")
         .unwrap();

@@ -138,11 +138,7 @@ async fn rejected_goes_to_the_dead_letter_address() {
 
 #[tokio::test]
 async fn without_a_dead_letter_address_it_is_dropped_and_counted() {
-    let b = start(BrokerConfig {
-        addresses: vec![BrokerAddress::queue("q")],
-        ..BrokerConfig::default()
-    })
-    .await;
+    let b = start(queue_q()).await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
     send_accepted(&s, &["bad", "good"]).await;

@@ -84,6 +84,11 @@ impl RawReceiver {
 
     /// Grant `credit` (from what was received so far).
     pub async fn flow(&mut self, credit: u32) {
+        self.send_flow(credit, false).await;
+    }
+
+    /// A flow for the link, counted from what was received so far; the session part keeps a wide window.
+    async fn send_flow(&mut self, credit: u32, drain: bool) {
         let flow = Flow {
             next_incoming_id: Some(self.next_incoming),
             incoming_window: 1 << 20,
@@ -92,6 +97,7 @@ impl RawReceiver {
             handle: Some(0),
             delivery_count: Some(self.received),
             link_credit: Some(credit),
+            drain,
             ..Flow::default()
         };
         self.raw
@@ -149,21 +155,7 @@ impl RawReceiver {
 
     /// Drain and expect nothing: the broker answers with a flow and no transfer.
     pub async fn assert_empty(&mut self) {
-        let flow = Flow {
-            next_incoming_id: Some(self.next_incoming),
-            incoming_window: 1 << 20,
-            next_outgoing_id: 0,
-            outgoing_window: 1 << 20,
-            handle: Some(0),
-            delivery_count: Some(self.received),
-            link_credit: Some(1),
-            drain: true,
-            ..Flow::default()
-        };
-        self.raw
-            .send_frame(0, &Performative::Flow(flow), &[])
-            .await
-            .expect("flow sent");
+        self.send_flow(1, true).await;
         loop {
             let frame = self.raw.next_frame().await.expect("drain answered");
             match frame.performative {

@@ -31,6 +31,14 @@ pub fn server_config() -> RouterConfig {
     }
 }
 
+/// One queue, `q`, with default settings.
+pub fn queue_q() -> BrokerConfig {
+    BrokerConfig {
+        addresses: vec![shoal_broker::BrokerAddress::queue("q")],
+        ..BrokerConfig::default()
+    }
+}
+
 pub async fn start(config: BrokerConfig) -> TestBroker {
     start_on(config, Arc::new(MemoryStore::new())).await
 }

@@ -11,6 +11,21 @@ use tokio::time::Instant;
 
 use crate::support::*;
 
+/// Queue `q` with `settings`, whose expired messages move to queue `expired`.
+fn expiring_to_a_queue(settings: AddressSettings) -> BrokerConfig {
+    let settings = AddressSettings {
+        expiry_address: Some("expired".into()),
+        ..settings
+    };
+    BrokerConfig {
+        addresses: vec![
+            BrokerAddress::queue("q").with_settings(settings),
+            BrokerAddress::queue("expired"),
+        ],
+        ..BrokerConfig::default()
+    }
+}
+
 #[tokio::test]
 async fn a_failed_message_waits_out_its_redelivery_delay() {
     let settings = AddressSettings {
@@ -65,18 +80,7 @@ async fn a_failed_message_waits_out_its_redelivery_delay() {
 
 #[tokio::test]
 async fn expired_messages_go_to_the_expiry_address_and_are_never_delivered() {
-    let settings = AddressSettings {
-        expiry_address: Some("expired".into()),
-        ..AddressSettings::default()
-    };
-    let b = start(BrokerConfig {
-        addresses: vec![
-            BrokerAddress::queue("q").with_settings(settings),
-            BrokerAddress::queue("expired"),
-        ],
-        ..BrokerConfig::default()
-    })
-    .await;
+    let b = start(expiring_to_a_queue(AddressSettings::default())).await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
     // A receiver without credit: present, but nothing can go to it yet.
@@ -125,11 +129,7 @@ async fn expired_messages_go_to_the_expiry_address_and_are_never_delivered() {
 
 #[tokio::test]
 async fn an_unsettled_message_that_expires_meanwhile_is_not_delivered_again() {
-    let b = start(BrokerConfig {
-        addresses: vec![BrokerAddress::queue("q")],
-        ..BrokerConfig::default()
-    })
-    .await;
+    let b = start(queue_q()).await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
     let r = conn.receiver("q", 1).await.unwrap();
@@ -155,18 +155,10 @@ async fn an_unsettled_message_that_expires_meanwhile_is_not_delivered_again() {
 
 #[tokio::test]
 async fn queue_ttl_limits_clamp_the_messages_own() {
-    let settings = AddressSettings {
+    let b = start(expiring_to_a_queue(AddressSettings {
         message_ttl_max: Some(Duration::from_secs(60)),
-        expiry_address: Some("expired".into()),
         ..AddressSettings::default()
-    };
-    let b = start(BrokerConfig {
-        addresses: vec![
-            BrokerAddress::queue("q").with_settings(settings),
-            BrokerAddress::queue("expired"),
-        ],
-        ..BrokerConfig::default()
-    })
+    }))
     .await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
@@ -186,17 +178,9 @@ async fn queue_ttl_limits_clamp_the_messages_own() {
 
 #[tokio::test]
 async fn paged_out_messages_expire_through_the_store_index() {
-    let settings = AddressSettings {
-        expiry_address: Some("expired".into()),
-        ..AddressSettings::default()
-    };
     let b = start(BrokerConfig {
-        addresses: vec![
-            BrokerAddress::queue("q").with_settings(settings),
-            BrokerAddress::queue("expired"),
-        ],
         window: 4,
-        ..BrokerConfig::default()
+        ..expiring_to_a_queue(AddressSettings::default())
     })
     .await;
     let conn = b.connect().await;

@@ -98,19 +98,24 @@ async fn shared_subscribers_compete() {
     assert!(stats.queue("news::jobs").is_some(), "{stats:?}");
 }
 
+/// A browser of queue `q` (a raw receiver: shoal-client has no browse option).
+async fn browse_q(b: &TestBroker) -> RawReceiver {
+    let spec = SourceSpec {
+        browse: true,
+        ..SourceSpec::default()
+    };
+    RawReceiver::attach(b.addr, "browser", "look", "q", &spec)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn browsing_reads_without_consuming() {
     let b = start(config()).await;
     let conn = b.connect().await;
     let s = sender(&conn, "q").await;
     send_accepted(&s, &["x", "y"]).await;
-    let spec = SourceSpec {
-        browse: true,
-        ..SourceSpec::default()
-    };
-    let mut browser = RawReceiver::attach(b.addr, "browser", "look", "q", &spec)
-        .await
-        .unwrap();
+    let mut browser = browse_q(&b).await;
     browser.flow(10).await;
     let (_, settled, first) = browser.recv().await.unwrap();
     assert!(settled, "browsed copies come presettled");
@@ -153,6 +158,14 @@ fn selector(s: &str) -> Vec<(shoal_amqp::Symbol, shoal_amqp::Value)> {
     )]
 }
 
+/// A source whose JMS selector is `s`.
+fn selecting(s: &str) -> SourceSpec {
+    SourceSpec {
+        filter: Some(selector(s)),
+        ..SourceSpec::default()
+    }
+}
+
 #[tokio::test]
 async fn selectors_choose_what_a_consumer_gets() {
     let b = start(config()).await;
@@ -166,10 +179,7 @@ async fn selectors_choose_what_a_consumer_gets() {
         );
     }
     // A queue consumer with a selector takes the red ones, in order, and leaves the others.
-    let spec = SourceSpec {
-        filter: Some(selector("color = 'red'")),
-        ..SourceSpec::default()
-    };
+    let spec = selecting("color = 'red'");
     let mut reds = RawReceiver::attach(b.addr, "c", "reds", "q", &spec)
         .await
         .unwrap();
@@ -185,10 +195,7 @@ async fn selectors_choose_what_a_consumer_gets() {
     assert_eq!(rest, ["b1", "b2"]);
 
     // On a topic the selector filters what the subscription collects.
-    let spec = SourceSpec {
-        filter: Some(selector("color <> 'red'")),
-        ..SourceSpec::default()
-    };
+    let spec = selecting("color <> 'red'");
     let mut not_red = RawReceiver::attach(b.addr, "c", "not-red", "news", &spec)
         .await
         .unwrap();
@@ -204,10 +211,7 @@ async fn selectors_choose_what_a_consumer_gets() {
     assert_eq!(recv_texts(&all, 2).await.len(), 2);
 
     // A selector that does not parse refuses the attach.
-    let spec = SourceSpec {
-        filter: Some(selector("color = ")),
-        ..SourceSpec::default()
-    };
+    let spec = selecting("color = ");
     let e = RawReceiver::attach(b.addr, "c", "bad", "q", &spec)
         .await
         .err()
@@ -232,13 +236,7 @@ async fn browsing_reaches_past_the_window_into_the_store() {
         b.stats("q").await.unwrap().paged > 0,
         "the test needs a paged region"
     );
-    let spec = SourceSpec {
-        browse: true,
-        ..SourceSpec::default()
-    };
-    let mut browser = RawReceiver::attach(b.addr, "browser", "look", "q", &spec)
-        .await
-        .unwrap();
+    let mut browser = browse_q(&b).await;
     browser.flow(4).await;
     let mut seen = Vec::new();
     for _ in 0..4 {

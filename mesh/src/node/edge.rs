@@ -1,11 +1,11 @@
 //! The interior side of edge routers: an attached edge reports its mobile addresses, and the
 //! interior advertises them to the mesh as its own.
 
-use super::flood::apply_change;
-use super::{MobileState, Node, Output};
+use super::flood::{mobile_behind, mobile_current};
+use super::{Node, Output};
 use crate::id::LinkId;
 use crate::id::Mode;
-use crate::message::{Message, MobileRequest, MobileUpdate, RouterAdvert};
+use crate::message::{MobileUpdate, RouterAdvert};
 
 impl Node {
     /// An attached edge's periodic advertisement: ask for its addresses if we missed a change.
@@ -19,18 +19,8 @@ impl Node {
         if peer.id != ra.id {
             return;
         }
-        let behind = match &peer.edge_mobile {
-            None => ra.mobile_seq > 0,
-            Some(m) => m.instance != ra.instance || m.seq < ra.mobile_seq,
-        };
-        if behind {
-            let req = Message::Mar(MobileRequest {
-                id: self.id.clone(),
-                origin: ra.id.clone(),
-                instance: ra.instance,
-                mobile_seq: ra.mobile_seq,
-            });
-            self.send(link, req);
+        if mobile_behind(peer.edge_mobile.as_ref(), ra) {
+            self.request_mobile(link, &ra.id, ra.instance, ra.mobile_seq);
         }
     }
 
@@ -42,20 +32,14 @@ impl Node {
             // Edges only speak for themselves.
             return;
         }
-        let old = peer.edge_mobile.clone().unwrap_or_default();
-        if old.instance == u.instance && old.seq >= u.mobile_seq && peer.edge_mobile.is_some() {
+        if mobile_current(peer.edge_mobile.as_ref(), &u) {
             return;
         }
-        let mut next = old.clone();
-        if !apply_change(&mut next, &u) {
-            let req = Message::Mar(MobileRequest {
-                id: self.id.clone(),
-                origin: u.id.clone(),
-                instance: u.instance,
-                mobile_seq: u.mobile_seq,
-            });
-            return self.send(link, req);
-        }
+        let held = peer.edge_mobile.clone();
+        let Some(next) = self.next_mobile(link, held.clone(), &u) else {
+            return;
+        };
+        let old = held.unwrap_or_default();
         for a in next.addrs.difference(&old.addrs) {
             self.advertise(a);
         }
@@ -64,7 +48,7 @@ impl Node {
         }
         let changed = next.addrs != old.addrs;
         if let Some(p) = self.links.get_mut(&link).and_then(|l| l.peer.as_mut()) {
-            p.edge_mobile = Some(MobileState { ..next });
+            p.edge_mobile = Some(next);
         }
         if changed {
             self.out.push_back(Output::AddressesChanged);

@@ -133,18 +133,8 @@ impl Node {
             });
             self.send(link, req);
         }
-        let behind_mobile = match self.remote_mobile.get(&ra.id) {
-            None => ra.mobile_seq > 0,
-            Some(m) => m.instance != ra.instance || m.seq < ra.mobile_seq,
-        };
-        if behind_mobile {
-            let req = Message::Mar(MobileRequest {
-                id: self.id.clone(),
-                origin: ra.id.clone(),
-                instance: ra.instance,
-                mobile_seq: ra.mobile_seq,
-            });
-            self.send(link, req);
+        if mobile_behind(self.remote_mobile.get(&ra.id), &ra) {
+            self.request_mobile(link, &ra.id, ra.instance, ra.mobile_seq);
         }
         self.flood(&Message::Ra(ra), Some(link));
     }
@@ -227,26 +217,16 @@ impl Node {
             return;
         }
         let current = self.remote_mobile.get(&u.id);
-        if current.is_some_and(|m| m.instance == u.instance && m.seq >= u.mobile_seq) {
+        if mobile_current(current, &u) {
             return;
         }
         if current.is_none() && self.remote_mobile.len() >= MAX_ROUTERS {
             tracing::warn!(origin = %u.id, "mesh: too many routers, addresses dropped");
             return;
         }
-        let mut next = match current {
-            Some(m) => m.clone(),
-            None => MobileState::default(),
+        let Some(next) = self.next_mobile(link, current.cloned(), &u) else {
+            return;
         };
-        if !apply_change(&mut next, &u) {
-            let req = Message::Mar(MobileRequest {
-                id: self.id.clone(),
-                origin: u.id.clone(),
-                instance: u.instance,
-                mobile_seq: u.mobile_seq,
-            });
-            return self.send(link, req);
-        }
         self.set_remote_mobile(u.id.clone(), next);
         self.flood(&Message::Mau(u), Some(link));
     }
@@ -321,6 +301,58 @@ impl Node {
             self.remove_remote_mobile(&id);
         }
     }
+}
+
+impl Node {
+    /// Asks the router across `link` for `origin`'s full address set as of (`instance`,
+    /// `mobile_seq`): what an interior does when an advertisement or a delta shows its copy (of an
+    /// interior's or an attached edge's addresses) is behind.
+    pub(super) fn request_mobile(
+        &mut self,
+        link: LinkId,
+        origin: &RouterId,
+        instance: u64,
+        mobile_seq: u64,
+    ) {
+        let req = Message::Mar(MobileRequest {
+            id: self.id.clone(),
+            origin: origin.clone(),
+            instance,
+            mobile_seq,
+        });
+        self.send(link, req);
+    }
+
+    /// `held` (our copy of `u`'s origin's addresses, if any) with `u` applied; `None` when `u` does
+    /// not apply, after asking `link` for the full set instead.
+    pub(super) fn next_mobile(
+        &mut self,
+        link: LinkId,
+        held: Option<MobileState>,
+        u: &MobileUpdate,
+    ) -> Option<MobileState> {
+        let mut next = held.unwrap_or_default();
+        if apply_change(&mut next, u) {
+            Some(next)
+        } else {
+            self.request_mobile(link, &u.id, u.instance, u.mobile_seq);
+            None
+        }
+    }
+}
+
+/// True when `held` (our copy of `ra`'s origin's addresses, if any) is older than the origin
+/// says it is: an interior's copy of another interior's set, or of an attached edge's.
+pub(super) fn mobile_behind(held: Option<&MobileState>, ra: &RouterAdvert) -> bool {
+    match held {
+        None => ra.mobile_seq > 0,
+        Some(m) => m.instance != ra.instance || m.seq < ra.mobile_seq,
+    }
+}
+
+/// True when `held` already covers `u`: a copy of an update we applied, or an older one.
+pub(super) fn mobile_current(held: Option<&MobileState>, u: &MobileUpdate) -> bool {
+    held.is_some_and(|m| m.instance == u.instance && m.seq >= u.mobile_seq)
 }
 
 fn full_mau(origin: &RouterId, m: &MobileState) -> Message {

@@ -32,6 +32,7 @@ impl Engine {
                 delivery,
                 msg,
                 more,
+                ..
             } => self.deliver(local, delivery, msg, more),
             Command::DeliverMore {
                 local,

@@ -247,6 +247,9 @@ pub enum Command {
         delivery: Option<DeliveryKey>,
         msg: Msg,
         more: bool,
+        /// The address the message was routed by, given only to a pattern subscriber (its link names a
+        /// pattern, and a message sent on a named link may carry no `to`): an adaptor makes its topic from it.
+        address: Option<Arc<str>>,
     },
     /// The next part of the delivery in progress on an outgoing link; `aborted` ends it unfinished.
     DeliverMore {

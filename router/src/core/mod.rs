@@ -668,24 +668,31 @@ impl Core {
                 if self.addresses[id].pattern {
                     self.pattern_detached(key);
                 }
-                for pending in out.backlog {
-                    self.unrouted(id, pending);
-                }
-                if self.addresses[id].consumers.is_empty() {
-                    // Nobody left to take the queue: give it back to the senders.
-                    let queue = std::mem::take(&mut self.addresses[id].queue);
-                    for pending in queue {
-                        self.unrouted(id, pending);
-                    }
-                } else if self.mesh.is_some() {
-                    self.release_unreachable(id);
-                }
-                if !self.addresses[id].routable() {
-                    self.revoke_credit(id);
-                }
+                self.remove_consumer(id, key, out.backlog);
             }
         }
         self.forget_if_idle(id);
+    }
+
+    /// `key` no longer consumes from `id`: what waited for it goes elsewhere or back to its senders, and
+    /// with the last consumer gone the senders' credit is taken back.
+    fn remove_consumer(&mut self, id: AddrId, key: LinkKey, backlog: VecDeque<Pending>) {
+        self.addresses[id].consumers.retain(|l| *l != key);
+        for pending in backlog {
+            self.unrouted(id, pending);
+        }
+        if self.addresses[id].consumers.is_empty() {
+            // Nobody left to take the queue: give it back to the senders.
+            let queue = std::mem::take(&mut self.addresses[id].queue);
+            for pending in queue {
+                self.unrouted(id, pending);
+            }
+        } else if self.mesh.is_some() {
+            self.release_unreachable(id);
+        }
+        if !self.addresses[id].routable() {
+            self.revoke_credit(id);
+        }
     }
 
     /// An address nobody uses any more. Dynamic addresses vanish with their receiver. Named ones keep their

@@ -1,5 +1,7 @@
 //! Routing decisions: where a delivery goes, when senders get credit, how outcomes travel back.
 
+use std::sync::Arc;
+
 use shoal_amqp::{condition, AmqpError, DeliveryState};
 
 use super::api::{Command, DeliveryKey, LinkKey, Msg};
@@ -274,12 +276,11 @@ impl Core {
             let pending = Pending {
                 msg,
                 delivery,
-                from: None,
+                from: delivery.is_none().then_some(from),
                 open: None,
-                trace: None,
+                trace,
             };
             self.unrouted(addr, pending);
-            self.slot_returned_if(delivery.is_none(), from);
             return;
         }
         if let (Some(d), false) = (delivery, anycast_share) {
@@ -333,7 +334,7 @@ impl Core {
             self.unrouted(addr, pending);
             return;
         };
-        let (conn, local) = (link.conn, link.local);
+        let (conn, local, link_addr) = (link.conn, link.local, link.addr);
         let more = pending.open.is_some();
         if let LinkKind::Outgoing(out) = &mut link.kind {
             out.sent = out.sent.wrapping_add(1);
@@ -355,6 +356,10 @@ impl Core {
         }
         let mut msg = pending.msg;
         msg.charge.activate();
+        // A pattern subscriber is told which address matched (a message on a named link may carry no `to`).
+        let address = link_addr
+            .filter(|a| self.addresses.get(*a).is_some_and(|a| a.pattern))
+            .map(|_| Arc::from(self.addresses[addr].name.as_str()));
         self.send(
             conn,
             Command::Deliver {
@@ -362,12 +367,17 @@ impl Core {
                 delivery: pending.delivery,
                 msg,
                 more,
+                address,
             },
         );
     }
 
     /// A message that cannot go anywhere: unsettled ones are released to their sender, presettled ones dropped.
+    /// On an edge, a local anonymous sender's message goes up to the interior instead.
     pub(super) fn unrouted(&mut self, addr: AddrId, pending: Pending) {
+        let Err(pending) = self.send_up(addr, pending) else {
+            return;
+        };
         if let Some(from) = pending.from {
             self.slot_returned(from);
         }
@@ -396,10 +406,13 @@ impl Core {
         if routed.is_some() {
             return self.routed_credit(key);
         }
-        if let Some(super::mesh::MeshLink::ControlOut { .. }) = self.link(key).and_then(|l| l.mesh)
-        {
-            let conn = self.link(key).map(|l| l.conn).unwrap_or_default();
-            return self.flush_control(conn);
+        match self.link(key).and_then(|l| l.mesh) {
+            Some(super::mesh::MeshLink::ControlOut { .. }) => {
+                let conn = self.link(key).map(|l| l.conn).unwrap_or_default();
+                return self.flush_control(conn);
+            }
+            Some(super::mesh::MeshLink::Uplink { .. }) => return self.pump_uplink(key),
+            _ => {}
         }
         self.pump(key);
     }
@@ -484,6 +497,11 @@ impl Core {
             from.and_then(|f| self.link_mut(f)).map(|l| &mut l.kind)
         {
             out.unsettled = out.unsettled.saturating_sub(1);
+            if out.unsettled == 0 {
+                if let Some(f) = from {
+                    self.proxy_settled(f);
+                }
+            }
         }
         if matches!(state, DeliveryState::Released) {
             if let Some(d) = self.delivery(delivery) {
@@ -540,19 +558,13 @@ impl Core {
         }
     }
 
-    /// The address lost its last consumer: the unused credit of other routers' proxies sending to it is
-    /// taken back ("no consumer, no credit" both ways), so an upstream router stops sending across the mesh
-    /// as soon as nothing here can take it, instead of sending into releases. A client sender keeps its
-    /// credit (ADR 0003: what it sends now is released, or dropped and counted if presettled).
+    /// The address lost its last consumer: its senders' unused credit is taken back (a flow with credit 0;
+    /// "no consumer, no credit" both ways, ADR 0003), so a client, or an upstream router's proxy, stops
+    /// sending as soon as nothing can take it instead of sending into releases. What was already on the
+    /// wire is released (dropped and counted, if presettled).
     pub(super) fn revoke_credit(&mut self, addr: AddrId) {
         let producers = self.addresses[addr].producers.clone();
         for p in producers {
-            let Some(conn) = self.link(p).map(|l| l.conn) else {
-                continue;
-            };
-            if !self.is_mesh_conn(conn) {
-                continue;
-            }
             let Some(link) = self.link_mut(p) else {
                 continue;
             };

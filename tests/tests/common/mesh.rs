@@ -1,22 +1,38 @@
 //! Helpers of the mesh tests (`mesh.rs`, `mesh_features.rs`, `mesh_failover.rs`): standard meshes,
-//! clients, and reading what a router counted.
+//! clients, numbered traffic, and reading what a router counted.
 
 use super::*;
-use shoal_client::Receiver;
+use shoal_client::{Delivery, Receiver, Sender};
 use shoal_test_support::mesh::{MeshBuilder, TestMesh};
 
+/// A - B: two interiors, converged.
+pub async fn pair() -> TestMesh {
+    MeshBuilder::new()
+        .interiors(&["A", "B"])
+        .connect("A", "B")
+        .start_converged()
+        .await
+}
+
+/// A - B - C, converged.
 pub async fn line() -> TestMesh {
-    let mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
-        .interior("C")
+    MeshBuilder::new()
+        .interiors(&["A", "B", "C"])
         .connect("A", "B")
         .connect("B", "C")
-        .start()
-        .await;
-    mesh.await_routes("A", 2).await;
-    mesh.await_routes("C", 2).await;
-    mesh
+        .start_converged()
+        .await
+}
+
+/// A, B and C all joined to each other, converged.
+pub async fn triangle() -> TestMesh {
+    MeshBuilder::new()
+        .interiors(&["A", "B", "C"])
+        .connect("A", "B")
+        .connect("B", "C")
+        .connect("A", "C")
+        .start_converged()
+        .await
 }
 
 pub async fn client(mesh: &TestMesh, id: &str) -> Connection {
@@ -26,6 +42,13 @@ pub async fn client(mesh: &TestMesh, id: &str) -> Connection {
     )
     .await
     .expect("client connects")
+}
+
+/// A sender on `conn` to `address`, with default options.
+pub async fn sender_to(conn: &Connection, address: &str) -> Sender {
+    conn.sender(Some(address), SenderOptions::default())
+        .await
+        .unwrap()
 }
 
 /// A round trip on `conn`: frames the router sent before it have arrived.
@@ -53,26 +76,63 @@ pub fn auto(credit: u32) -> shoal_client::ReceiverOptions {
     }
 }
 
+/// Message `i` of a numbered run: its body is `i`, big-endian.
+pub fn numbered(i: u32) -> MessageBuilder {
+    message(i.to_be_bytes().to_vec())
+}
+
+/// Sends messages `0..count` one at a time: each reaches every one of `receivers` (as the next message
+/// there, checked by body) and comes back accepted before the next is sent.
+pub async fn send_each_accepted(sender: &Sender, receivers: &[&Receiver], count: u32) {
+    for i in 0..count {
+        let d = sender.send(&numbered(i), false).await.unwrap();
+        for r in receivers {
+            assert_eq!(recv_body(r).await, i.to_be_bytes(), "message {i}");
+        }
+        assert_accepted(d).await;
+    }
+}
+
+/// Sends messages `0..count` without waiting for outcomes: their deliveries, for [`assert_all_accepted`].
+pub async fn send_numbered(sender: &Sender, count: u32) -> Vec<Delivery> {
+    let mut outcomes = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        outcomes.push(sender.send(&numbered(i), false).await.unwrap());
+    }
+    outcomes
+}
+
+pub async fn assert_accepted(d: Delivery) {
+    assert_eq!(
+        within("outcome", d.outcome()).await.unwrap(),
+        DeliveryState::Accepted
+    );
+}
+
+pub async fn assert_all_accepted(outcomes: Vec<Delivery>) {
+    for d in outcomes {
+        assert_accepted(d).await;
+    }
+}
+
+/// Takes (and accepts) `n` deliveries from whichever of `a` and `b` has one: the encoded messages each got.
+pub async fn take_from_either(a: &Receiver, b: &Receiver, n: usize) -> (Vec<Bytes>, Vec<Bytes>) {
+    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+    while at_a.len() + at_b.len() < n {
+        tokio::select! {
+            d = a.recv() => { let d = d.unwrap(); a.accept(&d).await.unwrap(); at_a.push(d.bytes); }
+            d = b.recv() => { let d = d.unwrap(); b.accept(&d).await.unwrap(); at_b.push(d.bytes); }
+            _ = tokio::time::sleep(STEP) => panic!("only {} of {n} delivered", at_a.len() + at_b.len()),
+        }
+    }
+    (at_a, at_b)
+}
+
+/// Router `id`'s counters for `address`: (deliveries in, deliveries out).
 pub async fn stats(mesh: &TestMesh, id: &str, address: &str) -> (u64, u64) {
     let snap = mesh.handle(id).snapshot().await.unwrap();
     snap.addresses
         .iter()
         .find(|a| a.address == address)
         .map_or((0, 0), |a| (a.stats.deliveries_in, a.stats.deliveries_out))
-}
-
-pub async fn triangle() -> TestMesh {
-    let mesh = MeshBuilder::new()
-        .interior("A")
-        .interior("B")
-        .interior("C")
-        .connect("A", "B")
-        .connect("B", "C")
-        .connect("A", "C")
-        .start()
-        .await;
-    for id in ["A", "B", "C"] {
-        mesh.await_routes(id, 2).await;
-    }
-    mesh
 }

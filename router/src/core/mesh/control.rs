@@ -165,6 +165,7 @@ impl Core {
                     delivery: None,
                     msg: Msg::untracked(Chunks::One(bytes)),
                     more: false,
+                    address: None,
                 },
             );
         }

@@ -19,6 +19,7 @@ mod proxies;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod uplink;
 
 pub use snapshot::{AddressRoutes, MeshSnapshot, NeighbourSnapshot, RouteSnapshot};
 
@@ -56,6 +57,12 @@ pub(super) enum MeshLink {
     ControlIn,
     /// A sender we opened to a neighbour for an address with consumers behind it.
     Proxy { attached: bool },
+    /// A proxy the routes no longer use while its connection is up: it takes nothing new and is detached
+    /// once what it carries is settled (see `retire_proxy`).
+    Retiring,
+    /// An edge's anonymous sender to its interior: messages from this edge's anonymous senders to addresses
+    /// with no consumer here go up on it, routed there by their `to` (the interior knows the whole mesh).
+    Uplink { attached: bool },
 }
 
 /// One inter-router or edge connection.
@@ -67,6 +74,10 @@ pub(super) struct Neighbour {
     partial: Option<Vec<Bytes>>,
     /// Proxy links on this connection, by address name.
     pub(super) proxies: HashMap<String, LinkKey>,
+    /// On an edge, its anonymous sender to this interior, and what waits for that link's credit (address
+    /// name and message; bounded by the senders' credit, presettled ones by the link capacity).
+    pub(super) uplink: Option<LinkKey>,
+    pub(super) uplink_queue: VecDeque<(String, super::Pending)>,
 }
 
 /// The mesh state of the core.
@@ -168,6 +179,8 @@ impl Core {
                 backlog: VecDeque::new(),
                 partial: None,
                 proxies: HashMap::new(),
+                uplink: None,
+                uplink_queue: VecDeque::new(),
             },
         );
         // Our control sender; the node's first hello waits in the backlog until it is up.
@@ -183,9 +196,39 @@ impl Core {
         }
         let details = link_details(
             format!("shoal-control:{id}"),
-            MESH_CONTROL_ADDRESS,
+            Some(MESH_CONTROL_ADDRESS),
             SenderSettleMode::Settled,
             false,
+        );
+        self.send(
+            conn,
+            Command::RouteAttach {
+                client: key,
+                role: Role::Sender,
+                details,
+            },
+        );
+        if ours == Mode::Edge {
+            self.open_uplink(conn, &id);
+        }
+    }
+
+    /// An edge's anonymous sender on its connection to an interior (see [`MeshLink::Uplink`]).
+    fn open_uplink(&mut self, conn: ConnId, id: &RouterId) {
+        let key = self.insert_mesh_link(
+            conn,
+            None,
+            LinkKind::Outgoing(Outgoing::default()),
+            MeshLink::Uplink { attached: false },
+        );
+        if let Some(n) = self.mesh.as_mut().and_then(|m| m.neighbours.get_mut(&conn)) {
+            n.uplink = Some(key);
+        }
+        let details = link_details(
+            format!("shoal-uplink:{id}"),
+            None,
+            SenderSettleMode::Mixed,
+            true,
         );
         self.send(
             conn,
@@ -206,6 +249,11 @@ impl Core {
             tracing::info!(router = %mesh.id, peer = %n.peer.id, conn, "mesh connection down");
             mesh.node.link_down(LinkId(conn), Instant::now());
             mesh.dirty = true;
+            // What waited to go up: up another interior if this edge has one, else back to its senders.
+            for (name, pending) in n.uplink_queue {
+                let addr = self.address_id(&name);
+                self.unrouted(addr, pending);
+            }
         }
     }
 
@@ -300,6 +348,14 @@ impl Core {
                     let why = format!("the peer refused the control link: {:?}", error.description);
                     self.refuse_mesh_conn(conn, &why);
                 }
+                MeshLink::Uplink { .. } => {
+                    tracing::warn!(
+                        conn,
+                        "the interior refused this edge's uplink: {:?}",
+                        error.description
+                    );
+                    self.uplink_lost(conn, key);
+                }
                 _ => {
                     tracing::debug!(conn, "proxy link refused: {:?}", error.description);
                     self.proxy_refused(key);
@@ -312,6 +368,7 @@ impl Core {
             l.mesh = Some(match role {
                 MeshLink::ControlOut { .. } => MeshLink::ControlOut { attached: true },
                 MeshLink::Proxy { .. } => MeshLink::Proxy { attached: true },
+                MeshLink::Uplink { .. } => MeshLink::Uplink { attached: true },
                 other => other,
             });
         }
@@ -443,7 +500,7 @@ pub const TRACE_PROPERTY: &str = "shoal:trace";
 /// carry the trace.
 fn link_details(
     name: String,
-    target: &str,
+    target: Option<&str>,
     settle: SenderSettleMode,
     trace: bool,
 ) -> Box<AttachDetails> {
@@ -452,7 +509,7 @@ fn link_details(
         container_id: String::new(),
         source: Some(Box::new(shoal_amqp::Source::default())),
         target: Some(Box::new(shoal_amqp::Target {
-            address: Some(target.to_owned()),
+            address: target.map(str::to_owned),
             ..Default::default()
         })),
         snd_settle_mode: settle,

@@ -151,9 +151,10 @@ impl Core {
                 self.replenish(p);
             }
         }
+        // Named per link: a retiring proxy for the same address may still be attached on this connection.
         let details = link_details(
-            format!("shoal-proxy:{me}:{name}"),
-            name,
+            format!("shoal-proxy:{me}:{name}:{}", key.generation),
+            Some(name),
             SenderSettleMode::Mixed,
             true,
         );
@@ -167,13 +168,55 @@ impl Core {
         );
     }
 
-    /// Withdraw a proxy: what it holds unsettled comes back released (the connection reports it).
+    /// Withdraw a proxy the routes no longer use. One with deliveries in flight retires first.
     fn close_proxy(&mut self, conn: ConnId, name: &str, key: LinkKey) {
         if let Some(n) = self.mesh.as_mut().and_then(|m| m.neighbours.get_mut(&conn)) {
             n.proxies.remove(name);
         }
+        if !self.retire_proxy(key) {
+            self.detach_proxy(conn, key);
+        }
+    }
+
+    /// A route changed while the proxy's connection is up (a cheaper path, a consumer gone): rather than
+    /// release what it carries (an at-least-once sender would resend messages that may well be delivered),
+    /// the proxy leaves the address's consumers now and stays attached until its deliveries are settled;
+    /// their outcomes then reach the senders as usual. `false` when there is nothing to wait for.
+    fn retire_proxy(&mut self, key: LinkKey) -> bool {
+        let Some(l) = self.link_mut(key) else {
+            return false;
+        };
+        let (Some(addr), LinkKind::Outgoing(out)) = (l.addr, &mut l.kind) else {
+            return false;
+        };
+        if l.mesh != Some(MeshLink::Proxy { attached: true }) || out.unsettled == 0 {
+            return false;
+        }
+        let backlog = std::mem::take(&mut out.backlog);
+        l.mesh = Some(MeshLink::Retiring);
+        self.remove_consumer(addr, key, backlog);
+        true
+    }
+
+    /// An outcome came back on `key`: a retiring proxy with nothing left in flight is detached.
+    pub(in crate::core) fn proxy_settled(&mut self, key: LinkKey) {
+        let Some(l) = self.link(key) else {
+            return;
+        };
+        let idle = matches!(&l.kind, LinkKind::Outgoing(out) if out.unsettled == 0);
+        if l.mesh == Some(MeshLink::Retiring) && idle {
+            let conn = l.conn;
+            self.detach_proxy(conn, key);
+        }
+    }
+
+    /// Detach a proxy now: what it holds unsettled comes back released (the connection reports it).
+    fn detach_proxy(&mut self, conn: ConnId, key: LinkKey) {
         if let Some(l) = self.link(key) {
-            if l.mesh == Some(MeshLink::Proxy { attached: true }) {
+            if matches!(
+                l.mesh,
+                Some(MeshLink::Proxy { attached: true } | MeshLink::Retiring)
+            ) {
                 let local = l.local;
                 self.send(
                     conn,

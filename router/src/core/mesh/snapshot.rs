@@ -29,6 +29,11 @@ pub struct NeighbourSnapshot {
     pub adjacent: bool,
     /// Proxy links open to it (one per address with consumers behind it).
     pub proxies: usize,
+    /// Proxies the routes no longer use, still waiting for the outcomes of what they carried.
+    pub retiring: usize,
+    /// On an edge: its anonymous sender to this interior is attached (messages from the edge's anonymous
+    /// senders for addresses with no consumer on the edge go up on it).
+    pub uplink_attached: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -53,16 +58,28 @@ impl Core {
         };
         let node = &mesh.node;
         let adjacent: Vec<_> = node.neighbours().into_iter().map(|(l, _)| l.0).collect();
-        let mut neighbours: Vec<NeighbourSnapshot> = mesh
-            .neighbours
-            .iter()
-            .map(|(conn, n)| NeighbourSnapshot {
-                router_id: n.peer.id.to_string(),
-                mode: n.peer.mode.as_str().to_owned(),
-                adjacent: adjacent.contains(conn),
-                proxies: n.proxies.len(),
-            })
-            .collect();
+        let mut neighbours: Vec<NeighbourSnapshot> =
+            mesh.neighbours
+                .iter()
+                .map(|(conn, n)| NeighbourSnapshot {
+                    router_id: n.peer.id.to_string(),
+                    mode: n.peer.mode.as_str().to_owned(),
+                    adjacent: adjacent.contains(conn),
+                    proxies: n.proxies.len(),
+                    retiring: self.conns.get(conn).map_or(0, |c| {
+                        c.links
+                            .iter()
+                            .filter(|k| {
+                                self.link(**k)
+                                    .is_some_and(|l| l.mesh == Some(super::MeshLink::Retiring))
+                            })
+                            .count()
+                    }),
+                    uplink_attached: n.uplink.and_then(|k| self.link(k)).is_some_and(|l| {
+                        l.mesh == Some(super::MeshLink::Uplink { attached: true })
+                    }),
+                })
+                .collect();
         neighbours.sort_by(|a, b| a.router_id.cmp(&b.router_id));
         let hop = |conn: u64| {
             mesh.neighbours
