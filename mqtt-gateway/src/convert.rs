@@ -109,15 +109,104 @@ pub fn joined(chunks: &Chunks) -> Bytes {
     }
 }
 
-/// A message body as MQTT payload bytes: `data` as is, a string or binary `amqp-value` as its bytes.
-pub fn payload_of(body: &Body) -> Bytes {
-    match body {
-        Body::Data(b) => b.clone(),
-        Body::Value(Value::String(s)) => Bytes::copy_from_slice(s.as_bytes()),
-        Body::Value(Value::Binary(b)) => b.clone(),
-        Body::Value(Value::Symbol(s)) => Bytes::copy_from_slice(s.as_str().as_bytes()),
-        _ => Bytes::new(),
+/// The content type of a payload made from a string `amqp-value` (when the message names none).
+pub const TEXT: &str = "text/plain; charset=utf-8";
+/// The content type of a payload rendered as JSON from an `amqp-value` or `amqp-sequence`.
+pub const JSON: &str = "application/json";
+
+/// An MQTT payload made from an AMQP body, and the content type it implies (used when the message names none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub bytes: Bytes,
+    pub implied_type: Option<&'static str>,
+}
+
+/// A message body as an MQTT payload. MQTT payloads are bytes, so:
+/// - `data` sections, and a binary `amqp-value`, are the bytes as they are;
+/// - a string (or symbol) `amqp-value` is its UTF-8 bytes, `text/plain`;
+/// - no body, or a null `amqp-value`, is the empty payload;
+/// - any other `amqp-value`, and an `amqp-sequence` (decoded as a list), is rendered as JSON (numbers,
+///   booleans, strings, lists and arrays, maps with string keys; a char, UUID is a string, a timestamp its
+///   milliseconds), `application/json`: what an MQTT device can read without an AMQP type system.
+///
+/// Values JSON cannot carry faithfully (binary or decimal inside a structure, maps with non-string keys,
+/// described values, NaN and infinities) are an error: the caller rejects the delivery saying why, rather than
+/// handing the device an empty or lossy payload.
+pub fn payload_of(body: &Body) -> Result<Payload, String> {
+    let (bytes, implied_type) = match body {
+        Body::Empty | Body::Value(Value::Null) => (Bytes::new(), None),
+        Body::Data(b) | Body::Value(Value::Binary(b)) => (b.clone(), None),
+        Body::Value(Value::String(s)) => (Bytes::copy_from_slice(s.as_bytes()), Some(TEXT)),
+        Body::Value(Value::Symbol(s)) => {
+            (Bytes::copy_from_slice(s.as_str().as_bytes()), Some(TEXT))
+        }
+        Body::Value(v) => {
+            let json = to_json(v)?;
+            let bytes = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
+            (Bytes::from(bytes), Some(JSON))
+        }
+    };
+    Ok(Payload {
+        bytes,
+        implied_type,
+    })
+}
+
+fn to_json(v: &Value) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Ubyte(n) => J::from(*n),
+        Value::Ushort(n) => J::from(*n),
+        Value::Uint(n) => J::from(*n),
+        Value::Ulong(n) => J::from(*n),
+        Value::Byte(n) => J::from(*n),
+        Value::Short(n) => J::from(*n),
+        Value::Int(n) => J::from(*n),
+        Value::Long(n) | Value::Timestamp(n) => J::from(*n),
+        Value::Float(f) => float_json(f64::from(*f))?,
+        Value::Double(f) => float_json(*f)?,
+        Value::Char(c) => J::String(c.to_string()),
+        Value::Uuid(u) => J::String(uuid_text(u)),
+        Value::String(s) => J::String(s.clone()),
+        Value::Symbol(s) => J::String(s.as_str().to_owned()),
+        Value::List(items) | Value::Array(items) => {
+            J::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        Value::Map(entries) => {
+            let mut object = serde_json::Map::with_capacity(entries.len());
+            for (k, v) in entries {
+                let key = k
+                    .as_str()
+                    .ok_or("a map body with a key that is not a string has no JSON form")?;
+                object.insert(key.to_owned(), to_json(v)?);
+            }
+            J::Object(object)
+        }
+        Value::Binary(_) => return Err("binary inside a structured body has no JSON form".into()),
+        Value::Decimal32(_) | Value::Decimal64(_) | Value::Decimal128(_) => {
+            return Err("a decimal body has no JSON form".into())
+        }
+        Value::Described(..) => return Err("a described-type body has no JSON form".into()),
+    })
+}
+
+fn float_json(f: f64) -> Result<serde_json::Value, String> {
+    serde_json::Number::from_f64(f)
+        .map(serde_json::Value::Number)
+        .ok_or_else(|| format!("{f} has no JSON form"))
+}
+
+fn uuid_text(u: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{b:02x}"));
     }
+    out
 }
 
 fn value_text(v: &Value) -> Option<String> {
@@ -138,15 +227,21 @@ fn value_text(v: &Value) -> Option<String> {
     })
 }
 
-/// A PUBLISH for an AMQP message: MQTT 5 properties from its properties and application properties (scalar
-/// values as text; others are left out). Packet id, QoS and retain are the caller's.
-pub fn publish_for(topic: MqttStr, m: &MessageBuilder) -> Publish {
-    let mut publish = Publish::new(topic, payload_of(&m.body));
+/// A PUBLISH for an AMQP message: the payload from its body ([`payload_of`]), MQTT 5 properties from its
+/// properties and application properties (scalar values as text; others are left out). Packet id, QoS and
+/// retain are the caller's. An error says why the body has no MQTT form.
+pub fn publish_for(topic: MqttStr, m: &MessageBuilder) -> Result<Publish, String> {
+    let payload = payload_of(&m.body)?;
+    let mut publish = Publish::new(topic, payload.bytes);
     let p: &mut Properties = &mut publish.properties;
-    p.content_type = m
-        .content_type
-        .as_ref()
-        .and_then(|c| MqttStr::new(c.as_str()).ok());
+    p.content_type = match &m.content_type {
+        Some(c) => MqttStr::new(c.as_str()).ok(),
+        None => payload.implied_type.and_then(|t| MqttStr::new(t).ok()),
+    };
+    // Text we made from a string or JSON is UTF-8 by construction: say so (MQTT 5 payload format indicator).
+    if payload.implied_type.is_some() {
+        p.payload_format_indicator = Some(true);
+    }
     p.response_topic = m
         .reply_to
         .as_deref()
@@ -162,7 +257,7 @@ pub fn publish_for(topic: MqttStr, m: &MessageBuilder) -> Publish {
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), value_text(v)?)))
         .collect();
-    publish
+    Ok(publish)
 }
 
 /// QoS of a PUBLISH to a subscriber: the subscription's, at most 1 (the gateway sends QoS 2 as QoS 1: exactly
@@ -201,20 +296,85 @@ mod tests {
                 Some("text/plain")
             );
             assert_eq!(m.application_properties.len(), 2);
-            let back = publish_for(MqttStr::new("a/b").unwrap(), &m);
+            let back = publish_for(MqttStr::new("a/b").unwrap(), &m).unwrap();
             assert_eq!(back.payload, payload);
             assert_eq!(back.properties.user[0], ("device_id".into(), "d".into()));
             assert_eq!(back.properties.user[1], ("k".into(), "v".into()));
         }
     }
 
+    fn payload(body: Body) -> Result<(Bytes, Option<&'static str>), String> {
+        payload_of(&body).map(|p| (p.bytes, p.implied_type))
+    }
+
     #[test]
-    fn string_bodies_become_payloads() {
-        assert_eq!(
-            payload_of(&Body::Value(Value::String("hi".into()))),
-            Bytes::from_static(b"hi")
-        );
-        assert!(payload_of(&Body::Empty).is_empty());
+    fn string_and_binary_bodies_become_payloads() {
+        let text = payload(Body::Value(Value::String("hi".into())));
+        assert_eq!(text, Ok((Bytes::from_static(b"hi"), Some(TEXT))));
+        let bin = payload(Body::Value(Value::Binary(Bytes::from_static(b"\x00\x01"))));
+        assert_eq!(bin, Ok((Bytes::from_static(b"\x00\x01"), None)));
+        assert_eq!(payload(Body::Empty), Ok((Bytes::new(), None)));
+        assert_eq!(payload(Body::Value(Value::Null)), Ok((Bytes::new(), None)));
         assert_eq!(outbound_qos(QoS::ExactlyOnce), QoS::AtLeastOnce);
+    }
+
+    #[test]
+    fn other_values_and_sequences_are_json_or_refused() {
+        let json = |v: Value| {
+            payload(Body::Value(v)).map(|(b, t)| (String::from_utf8(b.to_vec()).unwrap(), t))
+        };
+        assert_eq!(json(Value::Int(-3)), Ok(("-3".into(), Some(JSON))));
+        assert_eq!(json(Value::Bool(true)), Ok(("true".into(), Some(JSON))));
+        assert_eq!(json(Value::Double(1.5)), Ok(("1.5".into(), Some(JSON))));
+        let map = Value::Map(vec![
+            (Value::from("temp"), Value::Long(21)),
+            (
+                Value::from("tags"),
+                Value::List(vec![Value::from("a"), Value::Null]),
+            ),
+        ]);
+        let (text, content_type) = json(map).unwrap();
+        assert_eq!(content_type, Some(JSON));
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed, serde_json::json!({"temp": 21, "tags": ["a", null]}));
+        let uuid = Value::Uuid([0x12; 16]);
+        assert_eq!(
+            json(uuid).unwrap().0,
+            r#""12121212-1212-1212-1212-121212121212""#
+        );
+        for refused in [
+            Value::Double(f64::NAN),
+            Value::Map(vec![(Value::Int(1), Value::Int(2))]),
+            Value::List(vec![Value::Binary(Bytes::new())]),
+            Value::Decimal32([0; 4]),
+        ] {
+            assert!(json(refused.clone()).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn an_implied_content_type_gives_way_to_the_messages_own() {
+        let topic = || MqttStr::new("a").unwrap();
+        let mut m = MessageBuilder {
+            body: Body::Value(Value::String("hi".into())),
+            ..MessageBuilder::default()
+        };
+        let p = publish_for(topic(), &m).unwrap();
+        assert_eq!(
+            p.properties.content_type.as_ref().map(|c| c.as_str()),
+            Some(TEXT)
+        );
+        assert_eq!(p.properties.payload_format_indicator, Some(true));
+        m.content_type = Some(Symbol::from("text/csv"));
+        let p = publish_for(topic(), &m).unwrap();
+        assert_eq!(
+            p.properties.content_type.as_ref().map(|c| c.as_str()),
+            Some("text/csv")
+        );
+        m.body = Body::Data(Bytes::from_static(b"x"));
+        m.content_type = None;
+        let p = publish_for(topic(), &m).unwrap();
+        assert_eq!(p.properties.content_type, None);
+        assert_eq!(p.properties.payload_format_indicator, None);
     }
 }

@@ -16,4 +16,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("protocol error from the client")]
     Protocol(#[from] shoal_mqtt::Error),
+    #[error("TLS configuration of the MQTTS listener")]
+    Tls(#[source] rustls::Error),
 }

@@ -10,6 +10,7 @@
 //! - [`Gateway::bind`] starts the listener; [`GatewayConfig`] holds its limits.
 //! - [`mapping`] is the topic <-> address table (plain topics, Hono telemetry/event/command topics).
 //! - [`convert`] turns PUBLISH into AMQP messages and back.
+//! - [`tls`] is MQTT over TLS ([`Gateway::listen_tls`]) and device login by client certificate.
 //! - [`persist`] keeps persistent sessions (their subscriptions on disk, what they miss in a broker queue);
 //!   [`Gateway::bind_with`] turns it on.
 //!
@@ -22,11 +23,14 @@ pub mod convert;
 mod error;
 pub mod mapping;
 pub mod persist;
+mod relay;
 pub mod retained;
 mod server;
 mod session;
+pub mod tls;
 
 pub use config::GatewayConfig;
 pub use error::Error;
 pub use persist::{Persistence, SessionQueues};
 pub use server::Gateway;
+pub use tls::ServerCert;

@@ -7,7 +7,8 @@
 //!   `telemetry//`, `telemetry/TENANT/` with its own tenant) or, as a gateway, for a device that lists it in `via`
 //!   (`telemetry//DEVICE`, `telemetry/TENANT/DEVICE`); they go to `telemetry/TENANT` and `event/TENANT`;
 //! - `command///req/#` (`c///q/#`) subscribes to the device's commands, `command//DEVICE/req/#` to those of a
-//!   device it is a gateway for; responses are published to `command///res/REQ_ID/STATUS` (`c///s/...`).
+//!   device it is a gateway for, and `command//+/req/#` to those of every device it is a gateway for;
+//!   responses are published to `command///res/REQ_ID/STATUS` (`c///s/...`, `command//DEVICE/res/...`).
 
 use shoal_registry::DeviceIdentity;
 
@@ -55,6 +56,9 @@ pub enum SubscribeTarget {
         short: bool,
         via_gateway: bool,
     },
+    /// A gateway's `command//+/req/#`: a pattern receiver on `command/TENANT/#`. Each command's device comes
+    /// from the address it was sent to, and only devices that list the gateway in `via` get theirs.
+    GatewayCommands { short: bool },
 }
 
 /// Why a topic or filter is refused.
@@ -64,7 +68,7 @@ pub enum MapError {
     NotAuthorized,
     /// A Hono topic of a shape the gateway does not know.
     Invalid,
-    /// A shape the gateway does not support yet (a gateway's `command//+/req/#`).
+    /// A shape the gateway does not support.
     Unsupported,
 }
 
@@ -166,7 +170,10 @@ pub fn map_subscribe(
                 return Err(MapError::Invalid);
             }
             if *device == "+" {
-                return Err(MapError::Unsupported);
+                if !tenant.is_empty() && *tenant != who.tenant_id {
+                    return Err(MapError::NotAuthorized);
+                }
+                return Ok(SubscribeTarget::GatewayCommands { short });
             }
             let via_gateway = !device.is_empty() && *device != who.device_id;
             let device = device_for(tenant, device, who, gateway_for)?;
@@ -189,6 +196,41 @@ pub fn command_topic(short: bool, device: Option<&str>, req_id: &str, name: &str
     };
     let device = device.unwrap_or_default();
     format!("{c}//{device}/{q}/{req_id}/{name}")
+}
+
+/// The core pattern of a gateway's `command//+/req/#` in `tenant`. `#` rather than `*`: the core also splits
+/// segments at `.`, which device ids may contain; [`command_device`] keeps only one-device addresses.
+pub fn gateway_commands_pattern(tenant: &str) -> String {
+    format!("command/{tenant}/#")
+}
+
+/// The device a command sent to `address` is for: `command/TENANT/DEVICE` with this tenant; `None` for any
+/// other address the pattern matched (`command/TENANT` itself, deeper paths).
+pub fn command_device<'a>(address: &'a str, tenant: &str) -> Option<&'a str> {
+    let device = address
+        .strip_prefix("command/")?
+        .strip_prefix(tenant)?
+        .strip_prefix('/')?;
+    (!device.is_empty() && !device.contains('/')).then_some(device)
+}
+
+/// The MQTT topic of a message delivered on a plain subscription with `filter`: the message's `to` if it is a
+/// topic name the filter matches; else the address the core routed it by (given to pattern subscribers: a
+/// message sent on a named link need not carry a `to`); else the filter itself when it is an exact topic.
+pub fn delivery_topic<'a>(
+    to: Option<&'a str>,
+    address: Option<&'a str>,
+    filter: &'a str,
+) -> Option<&'a str> {
+    let fits = |t: &&str| {
+        shoal_mqtt::topic::validate_topic_name(t.as_bytes()).is_ok()
+            && shoal_mqtt::topic::matches(filter, t)
+    };
+    to.filter(fits)
+        .or_else(|| address.filter(fits))
+        .or_else(|| {
+            Some(filter).filter(|f| shoal_mqtt::topic::validate_topic_name(f.as_bytes()).is_ok())
+        })
 }
 
 #[cfg(test)]

@@ -7,14 +7,17 @@ use std::sync::{Arc, Mutex};
 
 use shoal_registry::Registry;
 use shoal_router::RouterHandle;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::GatewayConfig;
 use crate::error::Error;
 use crate::persist::{Persistence, Sessions};
 use crate::retained::Retained;
+use crate::session::Peer;
+use crate::tls::ServerCert;
 
 /// What every connection task reaches.
 pub(crate) struct Shared {
@@ -77,6 +80,8 @@ pub struct Gateway {
     local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
+    /// The MQTTS listener's address and accept task, once [`Gateway::listen_tls`] ran.
+    tls: Option<(SocketAddr, JoinHandle<()>)>,
     connections: Arc<Semaphore>,
     max_connections: usize,
     shared: Arc<Shared>,
@@ -126,8 +131,15 @@ impl Gateway {
         });
         let connections = Arc::new(Semaphore::new(max_connections));
         let (stop, stopped) = watch::channel(false);
+        if shared.registry.is_some() {
+            // Hono's `command/TENANT` link form (see `crate::relay`); only devices with an identity get commands.
+            // Started before the gateway says it is up: its links are in the core's queue ahead of anything
+            // a caller asks the core next.
+            crate::relay::start(shared.router.clone(), stop.subscribe()).await;
+        }
         let accept = tokio::spawn(accept_loop(
             listener,
+            None,
             Arc::clone(&shared),
             Arc::clone(&connections),
             stopped,
@@ -136,6 +148,7 @@ impl Gateway {
             local_addr,
             stop,
             accept,
+            tls: None,
             connections,
             max_connections,
             shared,
@@ -144,6 +157,37 @@ impl Gateway {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Also accept MQTT over TLS on `addr`, serving `cert`. The connections share everything with the plain
+    /// listener's (the connection limit, sessions, retained messages). With a registry, clients are asked
+    /// for a certificate and devices may log in with one (see [`crate::tls`]). Returns the bound address.
+    pub async fn listen_tls(
+        &mut self,
+        addr: SocketAddr,
+        cert: ServerCert,
+    ) -> Result<SocketAddr, Error> {
+        let config = crate::tls::server_config(cert, self.shared.registry.as_ref())?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let local = listener.local_addr()?;
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            Some(TlsAcceptor::from(config)),
+            Arc::clone(&self.shared),
+            Arc::clone(&self.connections),
+            self.stop.subscribe(),
+        ));
+        if let Some((_, old)) = self.tls.replace((local, accept)) {
+            old.abort();
+        }
+        Ok(local)
+    }
+
+    /// The MQTTS listener's address, if there is one.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|(addr, _)| *addr)
     }
 
     /// Retained messages held right now.
@@ -178,6 +222,9 @@ impl Gateway {
         }
         let _ = self.stop.send(true);
         self.accept.abort();
+        if let Some((_, tls)) = &self.tls {
+            tls.abort();
+        }
         let all = self.max_connections as u32;
         let closed = tokio::time::timeout(
             std::time::Duration::from_secs(5),
@@ -196,6 +243,7 @@ impl Gateway {
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     connections: Arc<Semaphore>,
     stopped: watch::Receiver<bool>,
@@ -216,11 +264,54 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let stopped = stopped.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::session::run(stream, shared, stopped).await {
+            let result = match tls {
+                None => {
+                    let (mut rd, mut wr) = stream.into_split();
+                    crate::session::run(&mut rd, &mut wr, Peer::default(), shared, stopped).await
+                }
+                Some(tls) => serve_tls(stream, tls, shared, stopped).await,
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "MQTT connection ended");
             }
             drop(permit);
         });
     }
+}
+
+/// One MQTTS connection: the TLS handshake (within the CONNECT deadline: a client that stalls it holds a
+/// connection slot like one that never sends CONNECT), the login its client certificate stands for, the
+/// session, and a TLS close.
+async fn serve_tls(
+    stream: TcpStream,
+    tls: TlsAcceptor,
+    shared: Arc<Shared>,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let Ok(accepted) =
+        tokio::time::timeout(shared.config.connect_timeout, tls.accept(stream)).await
+    else {
+        tracing::debug!("no TLS handshake within the CONNECT deadline");
+        return Ok(());
+    };
+    // A failed handshake (an untrusted client certificate among them) already sent its alert.
+    let stream = accepted?;
+    let cert = match (&shared.registry, stream.get_ref().1.peer_certificates()) {
+        (Some(registry), Some(chain)) if !chain.is_empty() => {
+            Some(crate::tls::cert_login(registry, chain))
+        }
+        _ => None,
+    };
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let peer = Peer { tls: true, cert };
+    let result = crate::session::run(&mut rd, &mut wr, peer, shared, stopped).await;
+    // close_notify, so the client reads a clean end after the last CONNACK or DISCONNECT.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tokio::io::AsyncWriteExt::shutdown(&mut wr),
+    )
+    .await;
+    result
 }

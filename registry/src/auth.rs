@@ -268,6 +268,33 @@ impl Registry {
         out
     }
 
+    /// The trusted CAs, of any tenant, whose subject DN is `issuer_dn` and whose
+    /// `not-before`/`not-after` window holds now, each with its tenant id (sorted by
+    /// tenant id). The gateway calls this during a TLS handshake with the issuer of a
+    /// client certificate: the matching CAs are the trust anchors for the chain, and
+    /// their tenant is the device's tenant.
+    ///
+    /// Disabled tenants are included: their devices complete the TLS handshake and
+    /// are then refused with the MQTT "not authorized" code, which tells an operator
+    /// more than a TLS alert. A DN that does not parse matches nothing.
+    pub fn trusted_cas_for_issuer(&self, issuer_dn: &str) -> Vec<(String, TrustedCa)> {
+        let Ok(dn) = crate::dn::normalize_subject_dn(issuer_dn) else {
+            return Vec::new();
+        };
+        let now = now_unix();
+        let state = self.read();
+        let mut out = Vec::new();
+        for (id, t) in &state.tenants {
+            for ca in &t.record.tenant.trusted_ca {
+                if ca.subject_dn == dn && ca_valid_at(ca, now) {
+                    out.push((id.clone(), ca.clone()));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
     /// Whether `gateway_id` may act for `device_id`: both exist and are enabled in
     /// an enabled tenant, and the gateway is in the device's `via` list or in one of
     /// its `viaGroups` (through the gateway's `memberOf`), as in Hono.
@@ -305,6 +332,22 @@ impl Registry {
     }
 }
 
+/// A trusted CA outside its validity window anchors nothing. The registry checked
+/// the timestamps when the tenant was stored, so a value that does not parse here
+/// cannot occur; it is treated as "not valid", the safe side.
+fn ca_valid_at(ca: &TrustedCa, now: i64) -> bool {
+    let bound = |t: &Option<String>| t.as_deref().map(crate::time::parse_rfc3339);
+    let after_start = match bound(&ca.not_before) {
+        Some(nb) => nb.is_some_and(|nb| now >= nb),
+        None => true,
+    };
+    let before_end = match bound(&ca.not_after) {
+        Some(na) => na.is_some_and(|na| now <= na),
+        None => true,
+    };
+    after_start && before_end
+}
+
 fn normalize(subject_dn: &str) -> Result<String, AuthError> {
     crate::dn::normalize_subject_dn(subject_dn).map_err(|_| AuthError::BadCredentials)
 }
@@ -312,6 +355,57 @@ fn normalize(subject_dn: &str) -> Result<String, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::parse_username;
+    use crate::{Registry, Tenant};
+
+    fn tenant(json: serde_json::Value) -> Tenant {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn trusted_cas_for_issuer_matches_the_normalised_dn_in_any_tenant_within_validity() {
+        let r = Registry::in_memory(Default::default());
+        let ca = |dn: &str| serde_json::json!({"subject-dn": dn, "public-key": "AAAA"});
+        r.create_tenant(
+            Some("acme"),
+            tenant(serde_json::json!({"trusted-ca": [ca("CN=Acme CA,O=Acme")]})),
+        )
+        .unwrap();
+        r.create_tenant(
+            Some("off"),
+            tenant(serde_json::json!({"enabled": false, "trusted-ca": [ca("CN=Off CA")]})),
+        )
+        .unwrap();
+        let expired = serde_json::json!({
+            "subject-dn": "CN=Old CA", "public-key": "AAAA", "not-after": "2001-01-01T00:00:00Z"
+        });
+        r.create_tenant(
+            Some("old"),
+            tenant(serde_json::json!({"trusted-ca": [expired]})),
+        )
+        .unwrap();
+        r.create_tenant(
+            Some("zeta"),
+            tenant(serde_json::json!({"trusted-ca": [ca("cn=Acme CA, o=Acme")]})),
+        )
+        .unwrap();
+
+        let tenants = |dn: &str| -> Vec<String> {
+            r.trusted_cas_for_issuer(dn)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect()
+        };
+        // Spelled differently, same DN: both tenants that trust it, sorted.
+        assert_eq!(tenants("CN = Acme CA ; O = Acme"), ["acme", "zeta"]);
+        // A disabled tenant's CA still anchors (its devices are refused at CONNECT).
+        assert_eq!(tenants("CN=Off CA"), ["off"]);
+        assert!(
+            tenants("CN=Old CA").is_empty(),
+            "an expired CA anchors nothing"
+        );
+        assert!(tenants("CN=Nobody").is_empty());
+        assert!(tenants("not a DN").is_empty());
+    }
 
     #[test]
     fn username_forms() {

@@ -33,6 +33,9 @@ enum Command {
     },
     /// Run only the broker (its AMQP listener is what `shoal router --broker` connects to).
     Broker(BrokerArgs),
+    /// Run the MQTT gateway (and its device registry) on its own: an edge router attached to the mesh's
+    /// interior routers, so devices' traffic reaches AMQP applications on any router.
+    MqttGateway(GatewayArgs),
     /// Apply manifests (a file or a folder of them) to a running Shoal.
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
@@ -110,6 +113,48 @@ struct BrokerArgs {
     manifests: Vec<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct GatewayArgs {
+    /// Interior routers to attach to (`edge://HOST:PORT` or `HOST:PORT`, their inter-router listeners);
+    /// repeatable: the gateway fails over between them.
+    #[arg(long = "connect", required = true, value_parser = parse_uplink)]
+    connect: Vec<shoal::mesh_config::Peer>,
+    /// This gateway's id in the mesh (unique among the mesh's routers).
+    #[arg(long, default_value = "mqtt-gateway")]
+    router_id: String,
+    /// MQTT listener.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    mqtt_listen: SocketAddr,
+    /// Let MQTT clients connect without credentials (plain topics only).
+    #[arg(long)]
+    mqtt_allow_anonymous: bool,
+    /// HTTP listener: /healthz, /metrics and the device registry API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+    /// Where the device registry and retained messages are kept.
+    #[arg(long, default_value = "./shoal-data")]
+    data_dir: PathBuf,
+    /// A local AMQP listener (for diagnostics; applications use the interior routers). Ephemeral unless given.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    amqp_listen: SocketAddr,
+}
+
+/// A gateway attaches as an edge: `edge://` may be left out.
+fn parse_uplink(text: &str) -> Result<shoal::mesh_config::Peer, String> {
+    let url = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("edge://{text}")
+    };
+    let peer = parse_connect(&url)?;
+    if peer.0 != shoal_router::PeerRole::Edge {
+        return Err(format!(
+            "`{text}`: a gateway attaches to interiors as an edge (edge://HOST:PORT)"
+        ));
+    }
+    Ok(peer)
+}
+
 fn parse_broker(text: &str) -> Result<(String, SocketAddr), String> {
     let (name, addr) = match text.split_once('=') {
         Some((name, addr)) => (name.to_owned(), addr),
@@ -129,10 +174,10 @@ struct StandaloneArgs {
     /// AMQP over TLS listener (off unless given; needs --tls-cert and --tls-key).
     #[arg(long)]
     amqps_listen: Option<SocketAddr>,
-    /// PEM certificate chain for --amqps-listen.
+    /// PEM certificate chain for --amqps-listen and --mqtts-listen.
     #[arg(long)]
     tls_cert: Option<PathBuf>,
-    /// PEM private key for --amqps-listen.
+    /// PEM private key for --amqps-listen and --mqtts-listen.
     #[arg(long)]
     tls_key: Option<PathBuf>,
     /// HTTP listener: /healthz, /metrics and the admin API.
@@ -159,6 +204,10 @@ struct StandaloneArgs {
     /// Let MQTT clients connect without credentials (plain topics only).
     #[arg(long)]
     mqtt_allow_anonymous: bool,
+    /// MQTT over TLS listener (off unless given; needs --tls-cert and --tls-key). Devices may log in with a
+    /// client certificate issued by their tenant's trusted CA.
+    #[arg(long)]
+    mqtts_listen: Option<SocketAddr>,
     /// This router's id in the mesh (default: `shoal`).
     #[arg(long)]
     router_id: Option<String>,
@@ -199,6 +248,7 @@ fn main() -> anyhow::Result<()> {
         Command::Standalone(args) => standalone(args, BrokerSetup::InProcess),
         Command::Router { args, brokers } => standalone(args, BrokerSetup::Remote(brokers)),
         Command::Broker(args) => broker(args),
+        Command::MqttGateway(args) => gateway(args),
         Command::Apply { files, server } => shoal::cli::apply(&server, &files),
         Command::Get {
             what: GetWhat::Addresses { output, server },
@@ -245,6 +295,27 @@ fn broker(args: BrokerArgs) -> anyhow::Result<()> {
     result
 }
 
+/// `shoal mqtt-gateway`: an edge router with the MQTT gateway and registry, and no broker of its own
+/// (events and other broker addresses reach the brokers through the interiors).
+fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let opts = Options {
+        amqp_listen: args.amqp_listen,
+        http_listen: args.http_listen,
+        data_dir: args.data_dir,
+        mqtt_listen: Some(args.mqtt_listen),
+        mqtt_allow_anonymous: args.mqtt_allow_anonymous,
+        mesh: shoal::standalone::MeshOptions {
+            router_id: Some(args.router_id),
+            mode: shoal_router::Mode::Edge,
+            inter_router_listen: None,
+            connect: args.connect,
+        },
+        broker: BrokerSetup::Remote(Vec::new()),
+        ..Options::default()
+    };
+    run(opts)
+}
+
 fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
     let opts = Options {
         amqp_listen: args.amqp_listen,
@@ -259,6 +330,7 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         allow_anonymous: args.allow_anonymous,
         mqtt_listen: Some(args.mqtt_listen),
         mqtt_allow_anonymous: args.mqtt_allow_anonymous,
+        mqtts_listen: args.mqtts_listen,
         mesh: {
             let flags = shoal::mesh_config::MeshFlags {
                 router_id: args.router_id,
@@ -277,6 +349,11 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         broker,
         ..Options::default()
     };
+    run(opts)
+}
+
+/// Start, say what listens where, run until SIGTERM or SIGINT, stop.
+fn run(opts: Options) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -291,6 +368,9 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         }
         if let Some(mqtt) = shoal.mqtt {
             println!("mqtt listening on {mqtt}");
+        }
+        if let Some(mqtts) = shoal.mqtts {
+            println!("mqtts listening on {mqtts}");
         }
         println!("http listening on {}", shoal.http);
         if let Some(inter) = shoal.inter_router {

@@ -40,6 +40,8 @@ pub struct Options {
     /// MQTT clients without credentials may connect (plain topics only; devices authenticate against the
     /// registry in `<data-dir>/registry`).
     pub mqtt_allow_anonymous: bool,
+    /// The MQTT gateway's TLS listener (`None`: no MQTTS), with the `tls_cert`/`tls_key` pair.
+    pub mqtts_listen: Option<SocketAddr>,
     /// The router's place in a mesh (ADR 0009): its id, mode, inter-router listener and connectors.
     pub mesh: MeshOptions,
 }
@@ -87,6 +89,7 @@ impl Default for Options {
             broker_in_memory: false,
             mqtt_listen: Some(([127, 0, 0, 1], 1883).into()),
             mqtt_allow_anonymous: false,
+            mqtts_listen: None,
             mesh: MeshOptions::default(),
         }
     }
@@ -111,6 +114,7 @@ pub struct Standalone {
     pub amqps: Option<SocketAddr>,
     pub http: SocketAddr,
     pub mqtt: Option<SocketAddr>,
+    pub mqtts: Option<SocketAddr>,
     /// The inter-router listener, when asked for.
     pub inter_router: Option<SocketAddr>,
     router: Router,
@@ -138,6 +142,17 @@ impl Standalone {
             (None, _, _) => None,
             (Some(_), Some(cert), Some(key)) => Some(shoal_router::tls::acceptor(cert, key)?),
             (Some(_), _, _) => anyhow::bail!("--amqps-listen needs --tls-cert and --tls-key"),
+        };
+        let mqtts_cert = match (&opts.mqtts_listen, &opts.tls_cert, &opts.tls_key) {
+            (None, _, _) => None,
+            (Some(_), _, _) if opts.mqtt_listen.is_none() => {
+                anyhow::bail!("--mqtts-listen needs the MQTT gateway (--mqtt-listen)")
+            }
+            (Some(_), Some(cert), Some(key)) => {
+                let (chain, key) = shoal_router::tls::load_pem(cert, key)?;
+                Some(shoal_mqtt_gateway::ServerCert { chain, key })
+            }
+            (Some(_), _, _) => anyhow::bail!("--mqtts-listen needs --tls-cert and --tls-key"),
         };
 
         if let Some(id) = &opts.mesh.router_id {
@@ -220,7 +235,7 @@ impl Standalone {
                         Arc::new(SessionQueues(b.handle())),
                     )
                 });
-                let gateway = shoal_mqtt_gateway::Gateway::bind_with(
+                let mut gateway = shoal_mqtt_gateway::Gateway::bind_with(
                     addr,
                     config,
                     router.handle(),
@@ -229,6 +244,12 @@ impl Standalone {
                 )
                 .await
                 .with_context(|| format!("binding the MQTT listener on {addr}"))?;
+                if let (Some(tls_addr), Some(cert)) = (opts.mqtts_listen, mqtts_cert) {
+                    gateway
+                        .listen_tls(tls_addr, cert)
+                        .await
+                        .with_context(|| format!("binding the MQTTS listener on {tls_addr}"))?;
+                }
                 Some(gateway)
             }
             None => None,
@@ -236,6 +257,9 @@ impl Standalone {
         let mqtt = gateway
             .as_ref()
             .map(shoal_mqtt_gateway::Gateway::local_addr);
+        let mqtts = gateway
+            .as_ref()
+            .and_then(shoal_mqtt_gateway::Gateway::tls_local_addr);
         let http_listener = tokio::net::TcpListener::bind(opts.http_listen)
             .await
             .with_context(|| format!("binding the HTTP listener on {}", opts.http_listen))?;
@@ -260,6 +284,7 @@ impl Standalone {
             amqps,
             http,
             mqtt,
+            mqtts,
             inter_router,
             router,
             gateway,

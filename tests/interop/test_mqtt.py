@@ -271,3 +271,136 @@ def test_a_persistent_session_gets_what_it_missed_across_restarts(shoal_factory,
     again = Device(shoal, "tracker", clean_session=False)
     assert again.session_present == 0, "the clean session discarded the kept one"
     again.close()
+
+
+class Device5(Device):
+    """A paho client speaking MQTT 5, to see a PUBLISH's properties (content type)."""
+
+    def __init__(self, shoal, client_id):
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.got_message = threading.Event()
+        self.rc = None
+        self.session_present = None
+        self.messages = []
+        self.client = mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.on_connect = self._on_connect5
+        self.client.on_subscribe = lambda c, u, mid, codes, props=None: self.subscribed.set()
+        self.client.on_message = self._on_message
+        host, port = shoal.mqtt_host_port
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        assert self.connected.wait(WAIT), "no CONNACK"
+
+    def _on_connect5(self, client, userdata, flags, rc, properties=None):
+        self.rc = rc
+        self.connected.set()
+
+
+def register_via(shoal, tenant, device, gateway):
+    """A device (no credentials of its own) that reaches the gateway `gateway`: its `via`."""
+    assert http(shoal, "POST", f"/v1/devices/{tenant}/{device}", {"via": [gateway]}) == 201
+
+
+def test_wildcard_subscribers_get_a_named_links_messages_under_its_address(shoal_factory, amqp):
+    shoal = shoal_factory("--mqtt-allow-anonymous")
+    plus = Device(shoal, "plus")
+    plus.subscribe("sensors/+/temp")
+    hash_ = Device(shoal, "hash")
+    hash_.subscribe("sensors/#")
+    conn = amqp.connect(shoal.url)
+    # A link named for the topic, and messages without `to`: the topic is the link's address.
+    snd = amqp.sender(conn, "sensors/room1/temp")
+    dlv = amqp.send(snd, b"21.5")
+    for sub in (plus, hash_):
+        got = sub.wait_message(amqp)
+        assert got.topic == "sensors/room1/temp"
+        assert got.payload == b"21.5"
+    # Both subscribers PUBACKed (QoS 1): the sender hears accepted.
+    assert amqp.wait_settled(dlv) == ["accepted"]
+    plus.close()
+    hash_.close()
+
+
+def test_a_proton_string_body_reaches_mqtt_as_utf8_text(shoal_factory, amqp):
+    shoal = shoal_factory("--mqtt-allow-anonymous")
+    sub = Device5(shoal, "reader")
+    sub.subscribe("notes/+")
+    conn = amqp.connect(shoal.url)
+    snd = amqp.sender(conn, None)
+    # A Python str is an amqp-value string.
+    dlv = amqp.send(snd, "héllo wörld", address="notes/1")
+    got = sub.wait_message(amqp)
+    assert got.payload == "héllo wörld".encode()
+    assert got.properties.ContentType == "text/plain; charset=utf-8"
+    assert amqp.wait_settled(dlv) == ["accepted"]
+    # A dict is an amqp-value map: it arrives as JSON.
+    amqp.send(snd, {"temp": 21, "unit": "C"}, address="notes/2")
+    got = sub.wait_message(amqp)
+    assert json.loads(got.payload) == {"temp": 21, "unit": "C"}
+    assert got.properties.ContentType == "application/json"
+    sub.close()
+
+
+def test_a_gateway_gets_commands_for_its_devices_on_one_subscription(shoal_factory, amqp):
+    shoal = shoal_factory()
+    register(shoal, "acme", "gw", "s3cret")
+    devices = ("sensor-a", "sensor-b")
+    for device in devices:
+        register_via(shoal, "acme", device, "gw")
+    gw = Device(shoal, "gw", "gw@acme", "s3cret")
+    gw.subscribe("command//+/req/#")
+    conn = amqp.connect(shoal.url)
+    replies = amqp.receiver(conn, "command_response/acme/app-1", accept=True)
+    snd = amqp.sender(conn, None)
+    for n, device in enumerate(devices):
+        dlv = amqp.send(
+            snd,
+            b'{"on":true}',
+            address=f"command/acme/{device}",
+            subject="switch",
+            reply_to="command_response/acme/app-1",
+            correlation_id=f"corr-{device}",
+        )
+        cmd = gw.wait_message(amqp)
+        parts = cmd.topic.split("/")
+        assert parts[:4] == ["command", "", device, "req"] and parts[5] == "switch", cmd.topic
+        assert cmd.payload == b'{"on":true}'
+        assert amqp.wait_settled(dlv) == ["accepted"]
+        answered = gw.client.publish(f"command//{device}/res/{parts[4]}/200", b"switched", qos=1)
+        reply = amqp.wait_messages(replies, n + 1)[n]
+        assert reply.correlation_id == f"corr-{device}"
+        assert reply.properties["status"] == 200
+        assert reply.properties["device_id"] == device
+        assert reply.body == b"switched"
+        amqp.wait(answered.is_published, what="the PUBACK of the command response")
+    gw.close()
+
+
+def test_commands_on_a_link_to_command_tenant_reach_the_device_in_to(shoal_factory, amqp):
+    shoal = shoal_factory()
+    register(shoal, "acme", "dev1", "s3cret")
+    dev = Device(shoal, "dev1", "dev1@acme", "s3cret")
+    dev.subscribe("command///req/#")
+    conn = amqp.connect(shoal.url)
+    replies = amqp.receiver(conn, "command_response/acme/app-1", accept=True)
+    # Hono's application form: one link to `command/TENANT`, each message's `to` naming its device.
+    snd = amqp.sender(conn, "command/acme")
+    dlv = amqp.send(
+        snd,
+        b'{"level":3}',
+        address="command/acme/dev1",
+        subject="setVolume",
+        reply_to="command_response/acme/app-1",
+        correlation_id="corr-9",
+    )
+    cmd = dev.wait_message(amqp)
+    parts = cmd.topic.split("/")
+    assert parts[:4] == ["command", "", "", "req"] and parts[5] == "setVolume", cmd.topic
+    assert amqp.wait_settled(dlv) == ["accepted"]
+    answered = dev.client.publish(f"command///res/{parts[4]}/200", b"ok", qos=1)
+    [reply] = amqp.wait_messages(replies, 1)
+    assert reply.correlation_id == "corr-9"
+    assert reply.properties["status"] == 200
+    amqp.wait(answered.is_published, what="the PUBACK of the command response")
+    dev.close()

@@ -146,7 +146,15 @@ fn subscriptions() {
     );
     assert_eq!(
         map_subscribe("command//+/req/#", Some(&me), &gw),
-        Err(MapError::Unsupported)
+        Ok(SubscribeTarget::GatewayCommands { short: false })
+    );
+    assert_eq!(
+        map_subscribe("c/acme/+/q/#", Some(&me), &gw),
+        Ok(SubscribeTarget::GatewayCommands { short: true })
+    );
+    assert_eq!(
+        map_subscribe("command/other/+/req/#", Some(&me), &gw),
+        Err(MapError::NotAuthorized)
     );
     assert_eq!(
         map_subscribe("telemetry/#", Some(&me), &gw),
@@ -169,4 +177,42 @@ fn command_topics() {
         command_topic(false, Some("child"), "2", "x"),
         "command//child/req/2/x"
     );
+}
+
+#[test]
+fn a_gateway_subscription_takes_the_device_from_the_address() {
+    assert_eq!(gateway_commands_pattern("acme"), "command/acme/#");
+    assert_eq!(command_device("command/acme/child", "acme"), Some("child"));
+    assert_eq!(command_device("command/acme/dev.1", "acme"), Some("dev.1"));
+    assert_eq!(command_device("command/acme", "acme"), None);
+    assert_eq!(command_device("command/acme/", "acme"), None);
+    assert_eq!(command_device("command/acme/a/b", "acme"), None);
+    assert_eq!(command_device("command/acmex/a", "acme"), None);
+    assert_eq!(command_device("command/other/a", "acme"), None);
+}
+
+#[test]
+fn a_delivery_topic_is_the_to_then_the_address_then_an_exact_filter() {
+    let f = "sensors/+/temp";
+    let to_and_address = delivery_topic(Some("sensors/a/temp"), Some("sensors/b/temp"), f);
+    assert_eq!(to_and_address, Some("sensors/a/temp"));
+    // A named link's message without `to`: the address the core matched.
+    assert_eq!(
+        delivery_topic(None, Some("sensors/room1/temp"), f),
+        Some("sensors/room1/temp")
+    );
+    assert_eq!(
+        delivery_topic(None, Some("sensors/room1/temp"), "#"),
+        Some("sensors/room1/temp")
+    );
+    // A `to` that is no topic of this filter (the message was sent on a link to another address).
+    assert_eq!(
+        delivery_topic(Some("elsewhere"), Some("sensors/b/temp"), f),
+        Some("sensors/b/temp")
+    );
+    assert_eq!(delivery_topic(Some("a/+"), None, "a/b"), Some("a/b"));
+    assert_eq!(delivery_topic(None, None, "a/b"), Some("a/b"));
+    assert_eq!(delivery_topic(None, None, f), None);
+    // The core also splits at `.`: an address its pattern matched may still be no topic of the filter.
+    assert_eq!(delivery_topic(None, Some("sensors.room1.temp"), f), None);
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use shoal_amqp::{decode_message, DeliveryState, Header, SenderSettleMode, Source, Target};
-use shoal_mqtt::topic;
 use shoal_router::core::api::{
     AttachDetails, AttachRequest, Command, DeliveryKey, Event, LinkKey, LocalLink, Msg,
 };
@@ -22,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::record::SessionRecord;
-use crate::convert;
+use crate::{convert, mapping};
 
 /// How a keeper ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +88,8 @@ struct Sub {
     key: Option<LinkKey>,
     filter: String,
     limit: u32,
-    partial: Option<(Option<DeliveryKey>, Msg)>,
+    /// A delivery arriving in parts, with the address the core routed it by.
+    partial: Option<(Option<DeliveryKey>, Msg, Option<Arc<str>>)>,
 }
 
 struct Keeper {
@@ -331,7 +331,8 @@ impl Keeper {
                 delivery,
                 msg,
                 more,
-            } => self.deliver(local, delivery, Some(msg), more),
+                address,
+            } => self.deliver(local, delivery, Some(msg), more, address),
             Command::DeliverMore {
                 local,
                 msg,
@@ -344,12 +345,12 @@ impl Keeper {
                     }
                     self.credit_back(local);
                 } else if let Some(s) = self.subs.get_mut(&local) {
-                    if let Some((d, whole)) = s.partial.take() {
+                    if let Some((d, whole, address)) = s.partial.take() {
                         let whole = match msg {
                             Some(part) => merge(whole, part),
                             None => whole,
                         };
-                        self.deliver(local, d, Some(whole), more);
+                        self.deliver(local, d, Some(whole), more, address);
                     }
                 }
             }
@@ -376,6 +377,7 @@ impl Keeper {
         delivery: Option<DeliveryKey>,
         msg: Option<Msg>,
         more: bool,
+        address: Option<Arc<str>>,
     ) {
         let Some(s) = self.subs.get_mut(&local) else {
             if let Some(d) = delivery {
@@ -389,7 +391,7 @@ impl Keeper {
         };
         let Some(msg) = msg else { return };
         if more {
-            s.partial = Some((delivery, msg));
+            s.partial = Some((delivery, msg, address));
             return;
         }
         let (Some(delivery), Some(link)) = (delivery, s.key) else {
@@ -397,7 +399,7 @@ impl Keeper {
             self.credit_back(local);
             return;
         };
-        match for_queue(&msg, &s.filter) {
+        match for_queue(&msg, &s.filter, address.as_deref()) {
             Some(m) => self.pending.push_back((local, link, delivery, m)),
             None => {
                 self.events.push(Event::Outcome {
@@ -483,15 +485,17 @@ fn merge(mut whole: Msg, part: Msg) -> Msg {
 }
 
 /// The message as the queue keeps it: durable (the broker writes it to disk), and with `to` naming its
-/// topic, which is how the session finds the topic again when it delivers it.
-fn for_queue(msg: &Msg, filter: &str) -> Option<Msg> {
+/// topic, which is how the session finds the topic again when it delivers it. The topic is chosen as a live
+/// subscription chooses it (`mapping::delivery_topic`): the message's `to`, else the `address` the core
+/// matched, else the exact filter. `None` when there is none (the delivery is then rejected).
+fn for_queue(msg: &Msg, filter: &str, address: Option<&str>) -> Option<Msg> {
     let mut m = decode_message(&convert::joined(&msg.chunks)).ok()?;
     let mut header = m.header.take().unwrap_or_else(Header::default);
     header.durable = true;
     m.header = Some(header);
-    if m.to.is_none() {
-        topic::validate_topic_name(filter.as_bytes()).ok()?;
-        m.to = Some(filter.to_owned());
+    let topic = mapping::delivery_topic(m.to.as_deref(), address, filter)?.to_owned();
+    if m.to.as_deref() != Some(topic.as_str()) {
+        m.to = Some(topic);
     }
     let mut buf = BytesMut::new();
     m.encode(&mut buf);

@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::Error;
 use crate::server::Shared;
+use crate::tls::CertLogin;
 
 /// An accepted CONNECT (the CONNACK is not sent yet).
 pub(super) struct Hello {
@@ -63,6 +64,7 @@ pub(super) async fn handshake<R, W>(
     wr: &mut W,
     buf: &mut BytesMut,
     shared: &Shared,
+    cert: Option<&CertLogin>,
 ) -> Result<Option<Hello>, Error>
 where
     R: AsyncRead + Unpin,
@@ -93,18 +95,24 @@ where
                 let mut out = BytesMut::new();
                 encode_connack(&mut out, Version::V311, false, code, None)?;
                 wr.write_all(&out).await?;
+                wr.flush().await?;
             }
             return Err(e.into());
         }
     };
     let version = connect.version;
-    let identity = match authenticate(&connect, shared).await {
+    let identity = match cert {
+        Some(cert) => authenticate_cert(cert, shared),
+        None => authenticate(&connect, shared).await,
+    };
+    let identity = match identity {
         Ok(identity) => identity,
         Err(refusal) => {
             tracing::debug!(?refusal, "CONNECT refused");
             let mut out = BytesMut::new();
             encode_connack(&mut out, version, false, refusal.code(version), None)?;
             wr.write_all(&out).await?;
+            wr.flush().await?;
             return Ok(None);
         }
     };
@@ -157,6 +165,32 @@ async fn authenticate(
     }
 }
 
+/// A device that logged in with a verified client certificate (see [`crate::tls`]): the username and
+/// password in its CONNECT are not looked at. Every refusal is "not authorized": the client sent no
+/// credentials that could be "bad", and it learns nothing about which check failed.
+fn authenticate_cert(cert: &CertLogin, shared: &Shared) -> Result<Option<DeviceIdentity>, Refusal> {
+    let (tenant, subject_dn) = match cert {
+        CertLogin::Device { tenant, subject_dn } => (tenant, subject_dn),
+        CertLogin::Refused(why) => {
+            tracing::debug!(why, "client certificate picks no tenant");
+            return Err(Refusal::NotAuthorized);
+        }
+    };
+    // Only a gateway with a registry asks for certificates.
+    let registry = shared.registry.as_ref().ok_or(Refusal::NotAuthorized)?;
+    match registry.authenticate_cert(tenant, subject_dn) {
+        Ok(identity) => Ok(Some(identity)),
+        Err(AuthError::Internal(e)) => {
+            tracing::warn!(error = %e, "certificate authentication failed internally");
+            Err(Refusal::Unavailable)
+        }
+        Err(e) => {
+            tracing::debug!(tenant, subject_dn, error = %e, "client certificate refused");
+            Err(Refusal::NotAuthorized)
+        }
+    }
+}
+
 /// The CONNACK accepting `hello`: MQTT 5 clients learn the gateway's limits.
 pub(super) fn connack(
     hello: &Hello,
@@ -198,6 +232,7 @@ pub(super) async fn refuse_quota<W: AsyncWrite + Unpin>(
     let mut out = BytesMut::new();
     encode_connack(&mut out, version, false, code, None)?;
     wr.write_all(&out).await?;
+    wr.flush().await?;
     Ok(())
 }
 

@@ -2,13 +2,28 @@
 
 use bytes::BytesMut;
 use shoal_amqp::{condition, decode_message, AmqpError, DeliveryState, Value};
-use shoal_mqtt::{topic, MqttStr, QoS, Version};
+use shoal_mqtt::{MqttStr, QoS, Version};
 use shoal_router::core::api::{DeliveryKey, Event, LinkKey, LocalLink, Msg};
 
 use super::outbound::{InflightOut, OutItem};
 use super::Session;
 use crate::convert;
-use crate::mapping::{command_topic, SubscribeTarget};
+use crate::mapping::{self, command_topic, SubscribeTarget};
+
+/// Why a delivery is not written to the client.
+enum NotPassed {
+    /// Not for this subscription (a gateway's pattern matched a command for a device it does not act for):
+    /// released, so that the copy that is for someone decides the outcome.
+    NotOurs,
+    /// Not deliverable over MQTT: rejected, saying why.
+    Rejected(AmqpError),
+}
+
+impl NotPassed {
+    fn reject(condition: &str, why: impl Into<String>) -> NotPassed {
+        NotPassed::Rejected(AmqpError::new(condition, why.into()))
+    }
+}
 
 impl Session {
     /// Move queued deliveries into the write buffer while the client can take them.
@@ -29,7 +44,8 @@ impl Session {
                     link,
                     delivery,
                     msg,
-                }) => self.write_delivery(link, delivery, &msg),
+                    address,
+                }) => self.write_delivery(link, delivery, &msg, address.as_deref()),
                 Some(OutItem::Retained { msg, qos }) => {
                     let mut p = shoal_mqtt::Publish::new(msg.topic.clone(), msg.payload.clone());
                     p.properties = msg.properties.clone();
@@ -41,26 +57,38 @@ impl Session {
         }
     }
 
-    fn write_delivery(&mut self, local: LocalLink, delivery: Option<DeliveryKey>, msg: &Msg) {
+    fn write_delivery(
+        &mut self,
+        local: LocalLink,
+        delivery: Option<DeliveryKey>,
+        msg: &Msg,
+        address: Option<&str>,
+    ) {
         let Some(r) = self.receivers.get(&local) else {
             return;
         };
         let (key, qos) = (r.key, r.qos);
         let settle = key.zip(delivery);
         let publish = decode_message(&convert::joined(&msg.chunks))
-            .map_err(|e| e.to_string())
-            .and_then(|m| self.publish_for(local, &m));
+            .map_err(|e| {
+                NotPassed::Rejected(AmqpError::new(condition::DECODE_ERROR, e.to_string()))
+            })
+            .and_then(|m| self.publish_for(local, &m, address));
         match publish {
             Ok(p) => self.write_publish(p, qos, Some(local), settle),
             Err(why) => {
-                tracing::debug!(client = %self.client_id, why, "delivery not passed on");
+                let state = match why {
+                    NotPassed::NotOurs => DeliveryState::Released,
+                    NotPassed::Rejected(error) => {
+                        tracing::debug!(client = %self.client_id, why = %error.description.as_deref().unwrap_or_default(), "delivery not passed on");
+                        DeliveryState::Rejected { error: Some(error) }
+                    }
+                };
                 if let Some((link, delivery)) = settle {
                     self.events.push(Event::Outcome {
                         link: Some(link),
                         delivery,
-                        state: DeliveryState::Rejected {
-                            error: Some(AmqpError::new(condition::DECODE_ERROR, why)),
-                        },
+                        state,
                     });
                 }
                 self.credit_back(local);
@@ -68,51 +96,88 @@ impl Session {
         }
     }
 
-    /// The PUBLISH for an AMQP message on subscription `local`: its topic from the message's `to` (plain), or
-    /// the command topic (with a request id to map the response back).
+    /// The PUBLISH for an AMQP message on subscription `local`: its topic from the message's `to` or the
+    /// address it came by (plain), or the command topic (with a request id to map the response back).
     fn publish_for(
         &mut self,
         local: LocalLink,
         m: &shoal_amqp::MessageBuilder,
-    ) -> Result<shoal_mqtt::Publish, String> {
-        let r = self.receivers.get(&local).ok_or("unsubscribed")?;
+        address: Option<&str>,
+    ) -> Result<shoal_mqtt::Publish, NotPassed> {
+        let r = self.receivers.get(&local).ok_or(NotPassed::NotOurs)?;
         let topic = match &r.target {
             SubscribeTarget::Plain { .. } => {
-                let to = m.to.as_deref().filter(|t| {
-                    topic::validate_topic_name(t.as_bytes()).is_ok() && topic::matches(&r.filter, t)
-                });
-                match to {
-                    Some(t) => t.to_owned(),
-                    // A message without `to` (sent on a named link) matched an exact filter: that is its topic.
-                    None if topic::validate_topic_name(r.filter.as_bytes()).is_ok() => {
-                        r.filter.clone()
-                    }
-                    None => return Err("the message has no `to` naming its topic".into()),
-                }
+                mapping::delivery_topic(m.to.as_deref(), address, &r.filter)
+                    .ok_or_else(|| {
+                        NotPassed::reject(
+                            condition::INVALID_FIELD,
+                            "the message has no `to` naming a topic of the subscription",
+                        )
+                    })?
+                    .to_owned()
             }
             SubscribeTarget::Commands {
                 device,
                 short,
                 via_gateway,
             } => {
-                let name = m.subject.clone().ok_or("a command needs a subject")?;
                 let (short, device) = (*short, via_gateway.then(|| device.clone()));
-                let req_id = match &m.reply_to {
-                    Some(reply_to) => {
-                        let correlation = m
-                            .correlation_id
-                            .clone()
-                            .or_else(|| m.message_id.clone())
-                            .unwrap_or(Value::Null);
-                        self.commands.insert(reply_to.clone(), correlation)
-                    }
-                    None => String::new(),
-                };
-                command_topic(short, device.as_deref(), &req_id, &name)
+                self.command_topic(m, short, device.as_deref())?
+            }
+            SubscribeTarget::GatewayCommands { short } => {
+                let short = *short;
+                let device = self.gateway_command_device(address)?;
+                self.command_topic(m, short, Some(&device))?
             }
         };
-        let topic = MqttStr::new(&topic).map_err(|e| e.to_string())?;
-        Ok(convert::publish_for(topic, m))
+        let topic = MqttStr::new(&topic)
+            .map_err(|e| NotPassed::reject(condition::INVALID_FIELD, e.to_string()))?;
+        convert::publish_for(topic, m)
+            .map_err(|why| NotPassed::reject(condition::NOT_IMPLEMENTED, why))
+    }
+
+    /// The device a command on a gateway's `command//+/req/#` is for, if the gateway acts for it. Commands
+    /// sent to `command/TENANT` itself (Hono's form with `to` per message) reach this subscription too; they
+    /// come again relayed to `command/TENANT/DEVICE` (see `crate::relay`), so the original is not ours.
+    fn gateway_command_device(&self, address: Option<&str>) -> Result<String, NotPassed> {
+        let (Some(who), Some(registry)) = (&self.identity, &self.shared.registry) else {
+            return Err(NotPassed::NotOurs);
+        };
+        let device = address
+            .and_then(|a| mapping::command_device(a, &who.tenant_id))
+            .ok_or(NotPassed::NotOurs)?;
+        // A command for the gateway itself belongs to its own `command///req/#`; one for a device that does
+        // not list this gateway in `via` to that device (released here, the device's outcome decides).
+        if device == who.device_id
+            || !registry.is_gateway_for(&who.tenant_id, &who.device_id, device)
+        {
+            return Err(NotPassed::NotOurs);
+        }
+        Ok(device.to_owned())
+    }
+
+    /// A command's topic; a command with a `reply-to` gets a request id that maps the response back.
+    fn command_topic(
+        &mut self,
+        m: &shoal_amqp::MessageBuilder,
+        short: bool,
+        device: Option<&str>,
+    ) -> Result<String, NotPassed> {
+        let name = m.subject.as_deref().ok_or_else(|| {
+            NotPassed::reject(condition::INVALID_FIELD, "a command needs a subject")
+        })?;
+        let req_id = match &m.reply_to {
+            Some(reply_to) => {
+                let correlation = m
+                    .correlation_id
+                    .clone()
+                    .or_else(|| m.message_id.clone())
+                    .unwrap_or(Value::Null);
+                self.commands.insert(reply_to.clone(), correlation)
+            }
+            None => String::new(),
+        };
+        Ok(command_topic(short, device, &req_id, name))
     }
 
     /// Write a PUBLISH at `qos`: QoS 0 completes the delivery now, QoS 1 when the PUBACK comes.

@@ -24,14 +24,14 @@ use shoal_registry::DeviceIdentity;
 use shoal_router::adaptor::AdaptorConnection;
 use shoal_router::budget::Budget;
 use shoal_router::core::api::{AttachDetails, AttachRequest, Command, Event, LocalLink};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::persist::{self, Resumed};
 use crate::server::Shared;
+use crate::tls::CertLogin;
 use commands::CommandTable;
 use inbound::{SenderLink, Waiting};
 use outbound::{InflightOut, OutItem, ReceiverLink};
@@ -98,14 +98,30 @@ struct Persist {
     expiry_secs: Option<u32>,
 }
 
-pub(crate) async fn run(
-    stream: TcpStream,
+/// What the transport knows about the client before its CONNECT.
+#[derive(Debug, Default)]
+pub(crate) struct Peer {
+    /// TLS keeps what was written in its own buffer when the socket is full: the session flushes it.
+    pub tls: bool,
+    /// The login a verified client certificate stands for (MQTTS only).
+    pub cert: Option<CertLogin>,
+}
+
+/// Serve one connection, plain or TLS, read from `rd` and written to `wr`.
+pub(crate) async fn run<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    peer: Peer,
     shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
-) -> Result<(), Error> {
-    let (mut rd, mut wr) = stream.into_split();
+) -> Result<(), Error>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut inbuf = BytesMut::with_capacity(4096);
-    let Some(hello) = connect::handshake(&mut rd, &mut wr, &mut inbuf, &shared).await? else {
+    let Some(hello) = connect::handshake(rd, wr, &mut inbuf, &shared, peer.cert.as_ref()).await?
+    else {
         return Ok(());
     };
     let conn = shared.router.open_adaptor_connection().await?;
@@ -126,7 +142,7 @@ pub(crate) async fn run(
         match found {
             Ok(Resumed::Present(r)) => resumed = Some(r),
             Ok(Resumed::Fresh) => {}
-            Err(()) => return connect::refuse_quota(&mut wr, hello.connect.version).await,
+            Err(()) => return connect::refuse_quota(wr, hello.connect.version).await,
         }
         if ask.keep || resumed.is_some() {
             persist = Some(Persist {
@@ -148,6 +164,8 @@ pub(crate) async fn run(
     tracing::debug!(client = %s.client_id, version = ?s.version, "MQTT session up");
     let mut last_read = Instant::now();
     let mut commands = Vec::new();
+    // Bytes written to TLS that may still sit in its buffer (plain TCP writes go straight to the socket).
+    let mut unflushed = false;
     loop {
         s.process_input(&mut inbuf);
         s.pump();
@@ -168,10 +186,13 @@ pub(crate) async fn run(
                 Ok(0) | Err(_) => s.close = Some(Close::Lost),
                 Ok(_) => last_read = Instant::now(),
             },
-            r = wr.write(&s.out), if !s.out.is_empty() => match r {
-                Ok(0) | Err(_) => s.close = Some(Close::Lost),
+            r = write_some(wr, &s.out), if !s.out.is_empty() || unflushed => match r {
+                Err(_) => s.close = Some(Close::Lost),
+                Ok(_) if s.out.is_empty() => unflushed = false,
+                Ok(0) => s.close = Some(Close::Lost),
                 Ok(n) => {
                     let _ = s.out.split_to(n);
+                    unflushed = peer.tls;
                 }
             },
             _ = s.conn.outbox().notified() => {
@@ -201,9 +222,13 @@ pub(crate) async fn run(
         });
         let _ = d.encode(Version::V5, &mut s.out);
     }
-    if close != Close::Lost && !s.out.is_empty() {
+    if close != Close::Lost && (!s.out.is_empty() || unflushed) {
         // Best effort: a client that does not read gets no more than a second.
-        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.out)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            wr.write_all(&s.out).await?;
+            wr.flush().await
+        })
+        .await;
     }
     if !matches!(close, Close::Normal { will: false }) {
         s.publish_will();
@@ -221,6 +246,15 @@ pub(crate) async fn run(
     sent?;
     tracing::debug!(client = %s.client_id, ?close, "MQTT session ended");
     Ok(())
+}
+
+/// Write some of `out`; with nothing left to write, flush (TLS may still hold written bytes).
+async fn write_some<W: AsyncWrite + Unpin>(wr: &mut W, out: &[u8]) -> std::io::Result<usize> {
+    if out.is_empty() {
+        wr.flush().await.map(|()| 0)
+    } else {
+        wr.write(out).await
+    }
 }
 
 impl Session {
@@ -402,7 +436,8 @@ impl Session {
                 delivery,
                 msg,
                 more,
-            } => self.deliver(local, delivery, Some(msg), more, true),
+                address,
+            } => self.deliver(local, delivery, Some(msg), more, true, address),
             Command::DeliverMore {
                 local,
                 msg,
@@ -412,7 +447,7 @@ impl Session {
                 if aborted {
                     self.abort_partial(local);
                 } else {
-                    self.deliver(local, None, msg, more, false);
+                    self.deliver(local, None, msg, more, false, None);
                 }
             }
             Command::Drained { local, limit } => {

@@ -30,8 +30,8 @@ pub(super) struct ReceiverLink {
     pub qos: QoS,
     pub delivery_count: u32,
     pub limit: u32,
-    /// A delivery arriving in parts.
-    pub partial: Option<(Option<DeliveryKey>, Msg)>,
+    /// A delivery arriving in parts, with the address it came by (see [`OutItem::Delivery`]).
+    pub partial: Option<(Option<DeliveryKey>, Msg, Option<Arc<str>>)>,
     /// Unsubscribed before the core attached it: detach it as soon as it is.
     pub unsubscribed: bool,
 }
@@ -42,6 +42,9 @@ pub(super) enum OutItem {
         link: LocalLink,
         delivery: Option<DeliveryKey>,
         msg: Msg,
+        /// The address the core routed it by, for a pattern subscription (the topic of a message that has no
+        /// `to`; the device of a gateway's command).
+        address: Option<Arc<str>>,
     },
     Retained {
         msg: Arc<RetainedMsg>,
@@ -138,22 +141,17 @@ impl Session {
                 self.request(local, Some(pattern.clone()), true, false)
             }
             SubscribeTarget::Commands { device, .. } => {
-                let tenant = self
-                    .identity
-                    .as_ref()
-                    .map(|i| i.tenant_id.clone())
-                    .unwrap_or_default();
-                self.request(
-                    local,
-                    Some(format!("command/{tenant}/{device}")),
-                    false,
-                    false,
-                )
+                let address = format!("command/{}/{device}", self.tenant());
+                self.request(local, Some(address), false, false)
+            }
+            SubscribeTarget::GatewayCommands { .. } => {
+                let pattern = mapping::gateway_commands_pattern(&self.tenant());
+                self.request(local, Some(pattern), true, false)
             }
         };
         self.events.push(Event::AttachOutgoing(req));
-        if let SubscribeTarget::Commands { device, .. } = &target {
-            self.notify_commands(&device.clone(), -1);
+        if let Some(device) = self.notified_device(&target) {
+            self.notify_commands(&device, -1);
         }
         self.receivers.insert(
             local,
@@ -170,6 +168,26 @@ impl Session {
         );
         self.subs.insert(filter.to_owned(), local);
         (granted as u8, true)
+    }
+
+    fn tenant(&self) -> String {
+        self.identity
+            .as_ref()
+            .map(|i| i.tenant_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The device whose readiness for commands a subscription announces (Hono's empty notification). A
+    /// gateway's `command//+/req/#` announces the gateway itself, as Hono's MQTT adapter does: the devices it
+    /// acts for are not known one by one, and announcing each of them would mean listing the registry.
+    fn notified_device(&self, target: &SubscribeTarget) -> Option<String> {
+        match target {
+            SubscribeTarget::Commands { device, .. } => Some(device.clone()),
+            SubscribeTarget::GatewayCommands { .. } => {
+                self.identity.as_ref().map(|i| i.device_id.clone())
+            }
+            SubscribeTarget::Plain { .. } => None,
+        }
     }
 
     fn gateway_for_sub(&self) -> impl Fn(&str) -> bool + '_ {
@@ -190,8 +208,8 @@ impl Session {
             let Some(r) = self.receivers.get_mut(&local) else {
                 continue;
             };
-            if let SubscribeTarget::Commands { device, .. } = &r.target {
-                let device = device.clone();
+            let target = r.target.clone();
+            if let Some(device) = self.notified_device(&target) {
                 self.notify_commands(&device, 0);
             }
             self.close_receiver(local);
@@ -305,6 +323,7 @@ impl Session {
         msg: Option<Msg>,
         more: bool,
         first: bool,
+        address: Option<Arc<str>>,
     ) {
         let Some(r) = self.receivers.get_mut(&local) else {
             if let (true, Some(delivery)) = (first, delivery) {
@@ -319,24 +338,25 @@ impl Session {
         if first {
             r.delivery_count = r.delivery_count.wrapping_add(1);
         }
-        let (delivery, msg) = match (r.partial.take(), msg) {
-            (None, Some(m)) => (delivery, m),
-            (Some((d, mut whole)), part) => {
+        let (delivery, msg, address) = match (r.partial.take(), msg) {
+            (None, Some(m)) => (delivery, m, address),
+            (Some((d, mut whole, address)), part) => {
                 if let Some(part) = part {
                     whole.append(part);
                 }
-                (d, whole)
+                (d, whole, address)
             }
             (None, None) => return,
         };
         if more {
-            r.partial = Some((delivery, msg));
+            r.partial = Some((delivery, msg, address));
             return;
         }
         let item = OutItem::Delivery {
             link: local,
             delivery,
             msg,
+            address,
         };
         if self.draining && self.stored != Some(local) {
             self.held.push_back(item);

@@ -67,7 +67,8 @@ impl Session {
                         pattern: pattern.clone(),
                         qos: r.qos as u8,
                     }),
-                    SubscribeTarget::Commands { .. } => None,
+                    // Command subscriptions (a device's, a gateway's) are not kept.
+                    _ => None,
                 }
             })
             .collect();

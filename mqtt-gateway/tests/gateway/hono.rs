@@ -1,7 +1,7 @@
 //! Hono's device APIs: telemetry, events, gateways publishing for devices, command & control.
 
 use bytes::Bytes;
-use shoal_amqp::{Body, MessageBuilder, Value};
+use shoal_amqp::{Body, DeliveryState, MessageBuilder, Value};
 use shoal_client::SenderOptions;
 use shoal_mqtt::{reason, Packet, QoS, Version};
 
@@ -162,4 +162,103 @@ async fn telemetry_without_a_consumer_gets_no_puback_and_does_not_block_the_devi
         Some(Packet::PubAck(a)) => assert_eq!(a.packet_id, id, "no PUBACK for {lost}"),
         other => panic!("expected PUBACK, got {other:?}"),
     }
+}
+
+fn command(to: &str, correlation: &str) -> MessageBuilder {
+    MessageBuilder {
+        to: Some(to.into()),
+        subject: Some("setVolume".into()),
+        reply_to: Some("command_response/acme/app-1".into()),
+        correlation_id: Some(Value::from(correlation)),
+        body: Body::Data(Bytes::from_static(b"{\"level\":3}")),
+        ..MessageBuilder::default()
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_subscribes_once_for_every_device_it_acts_for() {
+    let env = Env::start().await;
+    let amqp = env.amqp().await;
+    let events = amqp.receiver("event/acme", 10).await.unwrap();
+    let replies = amqp
+        .receiver("command_response/acme/app-1", 10)
+        .await
+        .unwrap();
+    let mut gw = Client::connect(env.mqtt, Version::V5, "gw", Some(("gw@acme", "s3cret"))).await;
+    let ack = gw.subscribe("command//+/req/#", QoS::AtLeastOnce).await;
+    assert_eq!(&ack.reason_codes[..], &[1]);
+    // Hono announces the gateway itself as ready for commands.
+    let n = recv(&events).await;
+    assert_eq!(prop(&n, "ttd"), Some(&Value::Int(-1)));
+    assert_eq!(prop(&n, "device_id"), Some(&Value::from("gw")));
+
+    let tx = amqp.sender(None, SenderOptions::default()).await.unwrap();
+    for (device, correlation) in [("child", "c-1"), ("child2", "c-2")] {
+        let to = format!("command/acme/{device}");
+        let delivery = tx.send(command(&to, correlation), false).await.unwrap();
+        let p = gw.expect_publish(true).await;
+        let topic = p.topic.as_str().to_owned();
+        let req_id = topic
+            .strip_prefix(&format!("command//{device}/req/"))
+            .and_then(|rest| rest.strip_suffix("/setVolume"))
+            .unwrap_or_else(|| panic!("command topic {topic}"));
+        assert!(!req_id.is_empty());
+        assert_eq!(delivery.outcome().await.unwrap(), DeliveryState::Accepted);
+
+        gw.publish(
+            &format!("command//{device}/res/{req_id}/200"),
+            b"done",
+            QoS::AtLeastOnce,
+        )
+        .await;
+        let r = recv(&replies).await;
+        assert_eq!(r.correlation_id, Some(Value::from(correlation)));
+        assert_eq!(prop(&r, "status"), Some(&Value::Int(200)));
+        assert_eq!(prop(&r, "device_id"), Some(&Value::from(device)));
+        gw.expect_puback().await;
+    }
+
+    // `d1` does not list the gateway in `via`: its command is not the gateway's (and nobody else takes it).
+    let delivery = tx
+        .send(command("command/acme/d1", "c-3"), false)
+        .await
+        .unwrap();
+    assert_eq!(delivery.outcome().await.unwrap(), DeliveryState::Released);
+    gw.ping().await;
+}
+
+#[tokio::test]
+async fn commands_on_a_link_to_command_tenant_reach_the_device_named_in_to() {
+    let env = Env::start().await;
+    let amqp = env.amqp().await;
+    let mut dev = Client::connect(env.mqtt, Version::V311, "d1", Some(("d1@acme", "s3cret"))).await;
+    let ack = dev.subscribe("command///req/#", QoS::AtLeastOnce).await;
+    assert_eq!(&ack.reason_codes[..], &[1]);
+    // Hono's application form: one link for the tenant, each message's `to` naming its device.
+    let tx = amqp
+        .sender(Some("command/acme"), SenderOptions::default())
+        .await
+        .unwrap();
+    let delivery = tx
+        .send(command("command/acme/d1", "c-1"), false)
+        .await
+        .unwrap();
+    let p = dev.expect_publish(false).await;
+    let topic = p.topic.as_str();
+    assert!(
+        topic.starts_with("command///req/") && topic.ends_with("/setVolume"),
+        "{topic}"
+    );
+    assert_eq!(p.payload, Bytes::from_static(b"{\"level\":3}"));
+    dev.puback(p.packet_id).await;
+    // The device's outcome is the application's.
+    assert_eq!(delivery.outcome().await.unwrap(), DeliveryState::Accepted);
+
+    // A `to` outside the link's tenant is not relayed.
+    let delivery = tx
+        .send(command("command/other/d1", "c-2"), false)
+        .await
+        .unwrap();
+    assert_eq!(delivery.outcome().await.unwrap(), DeliveryState::Released);
+    dev.ping().await;
 }

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use shoal_amqp::{Body, DeliveryState, MessageBuilder};
 use shoal_broker::{Broker, BrokerAddress, BrokerConfig, BrokerHandle};
+use shoal_client::{ConnectOptions, Connection, SenderOptions};
 use shoal_mqtt::{Packet, Properties, QoS, Version};
 use shoal_mqtt_gateway::persist::BoxFuture;
 use shoal_mqtt_gateway::{Gateway, GatewayConfig, Persistence, SessionQueues};
@@ -349,4 +352,42 @@ async fn the_session_cap_refuses_more_persistent_sessions() {
     assert_eq!(code, Some(shoal_mqtt::reason::QUOTA_EXCEEDED));
     // A clean session is not counted.
     let (_three, _) = env.connect(Version::V5, "three", true).await;
+}
+
+#[tokio::test]
+async fn a_kept_message_from_a_named_link_keeps_the_topic_it_was_sent_to() {
+    let mut env = SessionEnv::start().await;
+    let amqp = env
+        .router
+        .listen(([127, 0, 0, 1], 0).into(), None)
+        .await
+        .unwrap()
+        .local_addr;
+    let (mut sub, _) = env.connect(Version::V311, "wild", false).await;
+    let ack = sub.subscribe("sensors/+/temp", QoS::AtLeastOnce).await;
+    assert_eq!(&ack.reason_codes[..], &[1]);
+    env.go_offline(sub, 1).await;
+
+    // A message without `to` on a link named for the topic: the keeper stores it under the address matched.
+    let conn = Connection::connect(amqp, ConnectOptions::default())
+        .await
+        .unwrap();
+    let tx = conn
+        .sender(Some("sensors/room1/temp"), SenderOptions::default())
+        .await
+        .unwrap();
+    let m = MessageBuilder {
+        body: Body::Data(Bytes::from_static(b"kept")),
+        ..MessageBuilder::default()
+    };
+    let delivery = tx.send(m, false).await.unwrap();
+    assert_eq!(
+        delivery.outcome().await.unwrap(),
+        DeliveryState::Accepted,
+        "accepted once the broker stored it"
+    );
+
+    let (mut sub, present) = env.connect(Version::V311, "wild", false).await;
+    assert!(present);
+    expect_payloads(&mut sub, "sensors/room1/temp", &["kept"]).await;
 }

@@ -1,7 +1,7 @@
 //! SUBSCRIBE: AMQP -> MQTT and MQTT -> MQTT, QoS 0/1, wildcards, UNSUBSCRIBE, retained messages, wills.
 
 use bytes::Bytes;
-use shoal_amqp::{Body, DeliveryState, MessageBuilder};
+use shoal_amqp::{Body, DeliveryState, MessageBuilder, Value};
 use shoal_client::SenderOptions;
 use shoal_mqtt::{reason, Packet, Properties, QoS, Unsubscribe, Version};
 
@@ -164,4 +164,76 @@ async fn the_will_is_published_when_a_client_vanishes_not_when_it_disconnects() 
         "only the vanished client's will"
     );
     assert_eq!(w.payload, Bytes::from_static(b"gone"));
+}
+
+#[tokio::test]
+async fn wildcard_subscribers_get_a_named_links_messages_under_its_address() {
+    let env = Env::start().await;
+    let mut plus = Client::connect(env.mqtt, Version::V5, "plus", None).await;
+    let mut hash = Client::connect(env.mqtt, Version::V311, "hash", None).await;
+    let ack = plus.subscribe("sensors/+/temp", QoS::AtLeastOnce).await;
+    assert_eq!(&ack.reason_codes[..], &[1]);
+    let ack = hash.subscribe("sensors/#", QoS::AtLeastOnce).await;
+    assert_eq!(&ack.reason_codes[..], &[1]);
+    let amqp = env.amqp().await;
+    // A link named for the topic, and a message without `to`: the topic is the address the core matched.
+    let tx = amqp
+        .sender(Some("sensors/room1/temp"), SenderOptions::default())
+        .await
+        .unwrap();
+    let m = MessageBuilder {
+        body: Body::Data(Bytes::from_static(b"21.5")),
+        ..MessageBuilder::default()
+    };
+    let delivery = tx.send(m, false).await.unwrap();
+    for c in [&mut plus, &mut hash] {
+        let p = c.expect_publish(true).await;
+        assert_eq!(p.topic.as_str(), "sensors/room1/temp");
+        assert_eq!(p.payload, Bytes::from_static(b"21.5"));
+    }
+    assert_eq!(delivery.outcome().await.unwrap(), DeliveryState::Accepted);
+}
+
+#[tokio::test]
+async fn amqp_value_bodies_reach_mqtt_as_text_or_json_or_are_rejected() {
+    let env = Env::start().await;
+    let mut sub = Client::connect(env.mqtt, Version::V5, "sub", None).await;
+    let ack = sub.subscribe("notes/+", QoS::AtLeastOnce).await;
+    assert_eq!(&ack.reason_codes[..], &[1]);
+    let amqp = env.amqp().await;
+    let tx = amqp.sender(None, SenderOptions::default()).await.unwrap();
+    let valued = |to: &str, body: Value| MessageBuilder {
+        to: Some(to.into()),
+        body: Body::Value(body),
+        ..MessageBuilder::default()
+    };
+
+    let d = tx
+        .send(valued("notes/1", Value::from("héllo")), false)
+        .await
+        .unwrap();
+    let p = sub.expect_publish(true).await;
+    assert_eq!(p.payload, Bytes::from("héllo".as_bytes()));
+    let content_type = p.properties.content_type.as_ref().map(|c| c.as_str());
+    assert_eq!(content_type, Some("text/plain; charset=utf-8"));
+    assert_eq!(p.properties.payload_format_indicator, Some(true));
+    assert_eq!(d.outcome().await.unwrap(), DeliveryState::Accepted);
+
+    let map = Value::Map(vec![(Value::from("temp"), Value::Int(21))]);
+    tx.send(valued("notes/2", map), false).await.unwrap();
+    let p = sub.expect_publish(true).await;
+    assert_eq!(p.payload, Bytes::from_static(br#"{"temp":21}"#));
+    let content_type = p.properties.content_type.as_ref().map(|c| c.as_str());
+    assert_eq!(content_type, Some("application/json"));
+
+    // No faithful MQTT form: rejected, saying why, and the subscriber gets nothing.
+    let odd = Value::Map(vec![(Value::Int(1), Value::Int(2))]);
+    let d = tx.send(valued("notes/3", odd), false).await.unwrap();
+    match d.outcome().await.unwrap() {
+        DeliveryState::Rejected { error: Some(e) } => {
+            assert_eq!(e.condition.as_str(), "amqp:not-implemented");
+        }
+        other => panic!("expected rejected, got {other:?}"),
+    }
+    sub.ping().await;
 }

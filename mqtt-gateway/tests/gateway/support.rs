@@ -26,7 +26,8 @@ pub struct Env {
     pub mqtt: SocketAddr,
 }
 
-/// Tenant `acme` with devices `d1` (password `s3cret`), `off` (disabled), `gw` and `child` (served via `gw`).
+/// Tenant `acme` with devices `d1` (password `s3cret`), `off` (disabled), `gw`, and `child` and `child2`
+/// (served via `gw`).
 pub fn registry() -> Registry {
     let reg = Registry::in_memory(RegistryConfig {
         bcrypt_cost: 4,
@@ -38,6 +39,7 @@ pub fn registry() -> Registry {
         ("off", false, vec![]),
         ("gw", true, vec![]),
         ("child", true, vec!["gw".to_owned()]),
+        ("child2", true, vec!["gw".to_owned()]),
     ];
     for (id, enabled, via) in devices {
         let device = Device {

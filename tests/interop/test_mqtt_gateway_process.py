@@ -1,0 +1,93 @@
+"""`shoal mqtt-gateway`: the MQTT gateway in its own process, attached as an edge router to an interior
+router (here a `shoal standalone` with its broker). Devices (paho-mqtt) connect to the gateway; the
+application (Qpid Proton) uses the interior, and sees exactly what it sees with the in-process gateway.
+"""
+
+from conftest import SHOAL_BIN
+from test_mesh import mesh_view, wait_for
+from test_mqtt import Device, register
+
+
+def start_pair(shoal_factory, amqp, *interior_flags):
+    interior = shoal_factory(
+        "--router-id", "core", "--inter-router-listen", "127.0.0.1:0", *interior_flags, name="core"
+    )
+    gateway = shoal_factory(
+        "--connect", f"edge://{interior.addrs['inter-router']}", name="gw", command="mqtt-gateway"
+    )
+    wait_for(
+        amqp,
+        lambda: any(n["adjacent"] and n["uplink_attached"] for n in mesh_view(gateway)["neighbours"]),
+        "the gateway attached to the interior",
+    )
+    return interior, gateway
+
+
+def test_telemetry_from_a_device_on_the_gateway_reaches_an_application_on_the_interior(shoal_factory, amqp):
+    interior, gateway = start_pair(shoal_factory, amqp)
+    register(gateway, "acme", "dev1", "s3cret")
+    rcv = amqp.receiver(amqp.connect(interior.url), "telemetry/acme", accept=True)
+    dev = Device(gateway, "dev1", "dev1@acme", "s3cret")
+    sent = [dev.client.publish("telemetry", f"reading {i}".encode(), qos=1) for i in range(5)]
+    msgs = amqp.wait_messages(rcv, 5)
+    assert sorted(m.body for m in msgs) == sorted(f"reading {i}".encode() for i in range(5))
+    assert all(m.properties["device_id"] == "dev1" for m in msgs)
+    # QoS 1: each PUBACK came only once the application on the interior accepted.
+    amqp.wait(lambda: all(s.is_published() for s in sent), what="the PUBACKs")
+    dev.close()
+
+
+def test_a_command_round_trip_through_the_gateway_process(shoal_factory, amqp):
+    interior, gateway = start_pair(shoal_factory, amqp)
+    register(gateway, "acme", "dev1", "s3cret")
+    dev = Device(gateway, "dev1", "dev1@acme", "s3cret")
+    dev.subscribe("command///req/#")
+    conn = amqp.connect(interior.url)
+    replies = amqp.receiver(conn, "command_response/acme/app-1", accept=True)
+    wait_for(
+        amqp,
+        lambda: any(a["address"] == "command/acme/dev1" for a in mesh_view(interior)["addresses"]),
+        "the device's command subscription known on the interior",
+    )
+    snd = amqp.sender(conn, "command/acme/dev1")
+    amqp.send(snd, b'{"on":true}', subject="switch", reply_to="command_response/acme/app-1", correlation_id="c-1")
+    cmd = dev.wait_message(amqp)
+    parts = cmd.topic.split("/")
+    assert parts[3] == "req" and parts[5] == "switch", cmd.topic
+    dev.client.publish(f"command///res/{parts[4]}/200", b"done", qos=1)
+    [reply] = amqp.wait_messages(replies, 1)
+    assert reply.correlation_id == "c-1"
+    assert reply.properties["status"] == 200
+    assert reply.body == b"done"
+    dev.close()
+
+
+def test_an_event_from_the_gateway_process_is_stored_by_the_interiors_broker(shoal_factory, manifest, amqp):
+    interior, gateway = start_pair(shoal_factory, amqp, "-f", manifest("acme-events", "event/acme", "queue"))
+    register(gateway, "acme", "dev1", "s3cret")
+    dev = Device(gateway, "dev1", "dev1@acme", "s3cret")
+    info = dev.client.publish("event", b'{"alarm":true}', qos=1)
+    amqp.wait(info.is_published, what="the PUBACK: the broker behind the interior stored the event")
+    dev.close()
+    rcv = amqp.receiver(amqp.connect(interior.url), "event/acme", accept=True)
+    [msg] = amqp.wait_messages(rcv, 1)
+    assert msg.body == b'{"alarm":true}'
+    assert msg.durable
+
+
+def test_the_gateway_needs_an_interior_to_attach_to(tmp_path):
+    import subprocess
+
+    done = subprocess.run(
+        [str(SHOAL_BIN), "mqtt-gateway", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode != 0
+    assert "--connect" in done.stderr, done.stderr
+    bad = subprocess.run(
+        [str(SHOAL_BIN), "mqtt-gateway", "--connect", "inter-router://127.0.0.1:1", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode != 0
+    assert "edge://" in bad.stderr, bad.stderr
