@@ -125,6 +125,16 @@ struct GatewayArgs {
     /// MQTT listener.
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt_listen: SocketAddr,
+    /// MQTT over TLS listener (off unless given; needs --tls-cert and --tls-key). Devices log in with a
+    /// password or a client certificate from their tenant's trusted CA.
+    #[arg(long)]
+    mqtts_listen: Option<SocketAddr>,
+    /// PEM certificate chain for --mqtts-listen.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --mqtts-listen.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
     /// Let MQTT clients connect without credentials (plain topics only).
     #[arg(long)]
     mqtt_allow_anonymous: bool,
@@ -303,6 +313,9 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         http_listen: args.http_listen,
         data_dir: args.data_dir,
         mqtt_listen: Some(args.mqtt_listen),
+        mqtts_listen: args.mqtts_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
         mqtt_allow_anonymous: args.mqtt_allow_anonymous,
         mesh: shoal::standalone::MeshOptions {
             router_id: Some(args.router_id),

@@ -5,7 +5,8 @@ application (Qpid Proton) uses the interior, and sees exactly what it sees with 
 
 from conftest import SHOAL_BIN
 from test_mesh import mesh_view, wait_for
-from test_mqtt import Device, register
+from test_mqtt import Device, http, register
+from test_mqtt_tls import DEVICE_DN, TlsDevice, pki  # noqa: F401 (pki is a fixture)
 
 
 def start_pair(shoal_factory, amqp, *interior_flags):
@@ -91,3 +92,33 @@ def test_the_gateway_needs_an_interior_to_attach_to(tmp_path):
     )
     assert bad.returncode != 0
     assert "edge://" in bad.stderr, bad.stderr
+
+
+def test_a_certificate_device_over_mqtts_on_the_gateway_process(shoal_factory, pki, amqp):
+    interior = shoal_factory("--router-id", "core", "--inter-router-listen", "127.0.0.1:0", name="core")
+    cert, key = pki.server
+    gateway = shoal_factory(
+        "--connect", f"edge://{interior.addrs['inter-router']}",
+        "--mqtts-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
+        name="gw", command="mqtt-gateway",
+    )
+    wait_for(
+        amqp,
+        lambda: any(n["uplink_attached"] for n in mesh_view(gateway)["neighbours"]),
+        "the gateway attached to the interior",
+    )
+    trusted = {"subject-dn": "CN=Acme Device CA,O=Acme", "public-key": pki.device_ca_public_key()}
+    assert http(gateway, "POST", "/v1/tenants/acme", {"trusted-ca": [trusted]}) == 201
+    assert http(gateway, "POST", "/v1/devices/acme/dev-cert", {}) == 201
+    assert http(gateway, "PUT", "/v1/credentials/acme/dev-cert", [{"type": "x509-cert", "auth-id": DEVICE_DN}]) == 204
+    host, port = gateway.addrs["mqtts"].rsplit(":", 1)
+    gateway.mqtts = (host, int(port))
+    rcv = amqp.receiver(amqp.connect(interior.url), "telemetry/acme", accept=True)
+    dev = TlsDevice(gateway, pki, "cert-client", cert=pki.device)
+    assert dev.rc == 0
+    sent = dev.publish("telemetry", b"over-tls")
+    [msg] = amqp.wait_messages(rcv, 1)
+    assert msg.body == b"over-tls"
+    assert msg.properties["device_id"] == "dev-cert"
+    amqp.wait(sent.is_published, what="the PUBACK")
+    dev.close()
