@@ -200,14 +200,7 @@ impl Core {
             SenderSettleMode::Settled,
             false,
         );
-        self.send(
-            conn,
-            Command::RouteAttach {
-                client: key,
-                role: Role::Sender,
-                details,
-            },
-        );
+        self.attach_sender(conn, key, details);
         if ours == Mode::Edge {
             self.open_uplink(conn, &id);
         }
@@ -230,6 +223,17 @@ impl Core {
             SenderSettleMode::Mixed,
             true,
         );
+        self.attach_sender(conn, key, details);
+    }
+
+    /// Ask the connection to attach a sender the mesh opened (the peer's answer comes back as
+    /// `Event::RouteAttached`, see `mesh_route_attached`).
+    pub(super) fn attach_sender(
+        &mut self,
+        conn: ConnId,
+        key: LinkKey,
+        details: Box<AttachDetails>,
+    ) {
         self.send(
             conn,
             Command::RouteAttach {

@@ -158,14 +158,7 @@ impl Core {
             SenderSettleMode::Mixed,
             true,
         );
-        self.send(
-            conn,
-            Command::RouteAttach {
-                client: key,
-                role: shoal_amqp::Role::Sender,
-                details,
-            },
-        );
+        self.attach_sender(conn, key, details);
     }
 
     /// Withdraw a proxy the routes no longer use. One with deliveries in flight retires first.
