@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod convert;
+mod credit;
 mod error;
 pub mod mapping;
 pub mod persist;

@@ -28,6 +28,7 @@ use shoal_router::RouterHandle;
 use tokio::sync::watch;
 
 use crate::convert;
+use crate::credit::SenderCredit;
 
 /// Commands the relay holds at once (received and not yet settled by their device).
 const CREDIT: u32 = 256;
@@ -120,8 +121,7 @@ struct Relay {
     limit: u32,
     partial: Option<(Option<DeliveryKey>, Msg, Option<std::sync::Arc<str>>)>,
     sender: Option<LinkKey>,
-    credit: u32,
-    sent: u32,
+    credit: SenderCredit,
     /// Waiting for sender credit: (upstream delivery, message, `to`).
     pending: VecDeque<(Option<DeliveryKey>, Msg, String)>,
     /// Forwarded, not settled yet: our delivery id -> the upstream delivery.
@@ -145,7 +145,7 @@ impl Relay {
                 });
             }
             Command::Grant { local, credit } if local == SENDER => {
-                self.credit = self.credit.saturating_add(credit);
+                self.credit.grant(credit);
             }
             Command::Flow {
                 local,
@@ -153,8 +153,7 @@ impl Relay {
                 credit,
                 ..
             } if local == SENDER => {
-                // Transfers the core has not seen yet already used some of this credit.
-                self.credit = credit.saturating_sub(self.sent.wrapping_sub(seen));
+                self.credit.restate(seen, credit);
             }
             Command::Settle {
                 delivery_id, state, ..
@@ -224,14 +223,13 @@ impl Relay {
     /// Forward what waits, as far as the anonymous sender's credit goes.
     fn pump(&mut self) {
         let Some(sender) = self.sender else { return };
-        while self.credit > 0 {
+        while self.credit.available() {
             let Some((delivery, msg, to)) = self.pending.pop_front() else {
                 return;
             };
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            self.credit -= 1;
-            self.sent = self.sent.wrapping_add(1);
+            self.credit.spend();
             match delivery {
                 Some(d) => {
                     self.forwarded.insert(id, d);

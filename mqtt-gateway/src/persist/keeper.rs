@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::record::SessionRecord;
+use crate::credit::SenderCredit;
 use crate::{convert, mapping};
 
 /// How a keeper ended.
@@ -97,8 +98,7 @@ struct Keeper {
     session: String,
     inflight: u32,
     sender: Option<LinkKey>,
-    credit: u32,
-    sent: u32,
+    credit: SenderCredit,
     subs: HashMap<LocalLink, Sub>,
     /// Waiting for sender credit: (subscription link, upstream delivery, message for the queue).
     pending: VecDeque<(LocalLink, LinkKey, DeliveryKey, Msg)>,
@@ -124,8 +124,7 @@ async fn run(
         session: record.key.clone(),
         inflight: inflight.max(1),
         sender: None,
-        credit: 0,
-        sent: 0,
+        credit: SenderCredit::default(),
         subs: HashMap::new(),
         pending: VecDeque::new(),
         forwarded: HashMap::new(),
@@ -299,7 +298,7 @@ impl Keeper {
                 }
             }
             Command::Grant { local, credit } if local == SENDER => {
-                self.credit = self.credit.saturating_add(credit);
+                self.credit.grant(credit);
             }
             Command::Flow {
                 local,
@@ -307,7 +306,7 @@ impl Keeper {
                 credit,
                 ..
             } if local == SENDER => {
-                self.credit = credit.saturating_sub(self.sent.wrapping_sub(seen));
+                self.credit.restate(seen, credit);
             }
             Command::Settle {
                 delivery_id, state, ..
@@ -357,7 +356,7 @@ impl Keeper {
             Command::Detach { local, .. } if local == SENDER => {
                 // The broker went away: what it did not settle is given back, and we attach again.
                 self.sender = None;
-                self.credit = 0;
+                self.credit.reset();
                 for (_, (sub, link, delivery)) in std::mem::take(&mut self.forwarded) {
                     self.release(link, delivery);
                     self.credit_back(sub);
@@ -414,14 +413,13 @@ impl Keeper {
 
     fn pump(&mut self) {
         let Some(sender) = self.sender else { return };
-        while self.credit > 0 {
+        while self.credit.available() {
             let Some((sub, link, delivery, msg)) = self.pending.pop_front() else {
                 return;
             };
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
-            self.credit -= 1;
-            self.sent = self.sent.wrapping_add(1);
+            self.credit.spend();
             self.forwarded.insert(id, (sub, link, delivery));
             self.events.push(Event::Transfer {
                 link: sender,
