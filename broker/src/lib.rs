@@ -27,6 +27,7 @@ mod core;
 mod dead;
 pub mod error;
 mod links;
+pub mod manage;
 mod meta;
 mod persist;
 mod produce;

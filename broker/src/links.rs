@@ -122,7 +122,8 @@ impl Core {
         }
         let local = req.local;
         if let Some(address) = &req.address {
-            if !self.addresses.contains_key(address.as_str()) {
+            let manage = address == crate::manage::MANAGE_ADDRESS;
+            if !manage && !self.addresses.contains_key(address.as_str()) {
                 if !self.limits.auto_create {
                     return self.refuse(
                         conn,

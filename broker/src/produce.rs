@@ -157,6 +157,9 @@ impl Core {
                 "a message on an anonymous link needs a `to` address".into(),
             );
         };
+        if address == crate::manage::MANAGE_ADDRESS {
+            return self.manage(link, delivery, body);
+        }
         let Some(message) = NewMessage::parse(body) else {
             return self.refused(
                 link,
@@ -189,7 +192,13 @@ impl Core {
     }
 
     /// Settle a message the broker did not take with `rejected`, and give its slot back.
-    fn refused(&mut self, link: LinkKey, delivery: Option<u32>, cond: &str, text: String) {
+    pub(crate) fn refused(
+        &mut self,
+        link: LinkKey,
+        delivery: Option<u32>,
+        cond: &str,
+        text: String,
+    ) {
         if let (Some(delivery_id), Some(l)) = (delivery, self.link(link)) {
             let (conn, local) = (l.conn, l.local);
             let state = DeliveryState::Rejected {

@@ -10,6 +10,8 @@ mod support;
 mod durability;
 #[path = "broker/limits.rs"]
 mod limits;
+#[path = "broker/manage.rs"]
+mod manage;
 #[path = "broker/outcomes.rs"]
 mod outcomes;
 #[path = "broker/queues.rs"]

@@ -32,6 +32,6 @@ pub mod tls;
 
 pub use config::GatewayConfig;
 pub use error::Error;
-pub use persist::{Persistence, SessionQueues};
+pub use persist::{BrokerQueues, Persistence, SessionQueues};
 pub use server::Gateway;
 pub use tls::ServerCert;

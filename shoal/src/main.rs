@@ -141,12 +141,17 @@ struct GatewayArgs {
     /// HTTP listener: /healthz, /metrics and the device registry API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http_listen: SocketAddr,
-    /// Where the device registry and retained messages are kept.
+    /// Where the device registry, retained messages and persistent sessions' records are kept (their
+    /// messages are kept by the session broker).
     #[arg(long, default_value = "./shoal-data")]
     data_dir: PathBuf,
     /// A local AMQP listener (for diagnostics; applications use the interior routers). Ephemeral unless given.
     #[arg(long, default_value = "127.0.0.1:0")]
     amqp_listen: SocketAddr,
+    /// The broker (its name, as the interiors know it) that keeps persistent MQTT sessions' queues; the
+    /// gateway declares them there over AMQP, through the mesh.
+    #[arg(long, default_value = shoal::standalone::BROKER)]
+    session_broker: String,
 }
 
 /// A gateway attaches as an edge: `edge://` may be left out.
@@ -324,6 +329,7 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             connect: args.connect,
         },
         broker: BrokerSetup::Remote(Vec::new()),
+        session_broker: Some(args.session_broker),
         ..Options::default()
     };
     run(opts)

@@ -44,6 +44,11 @@ pub struct Options {
     pub mqtts_listen: Option<SocketAddr>,
     /// The router's place in a mesh (ADR 0009): its id, mode, inter-router listener and connectors.
     pub mesh: MeshOptions,
+    /// The broker (route-container name) holding the queues of persistent MQTT sessions. `None`: the
+    /// in-process broker, or with `BrokerSetup::Remote` the one named `broker` (else the first); with no
+    /// broker at all, every MQTT session is clean. A broker this process does not run is asked over AMQP,
+    /// through its queue-management node (ADR 0008).
+    pub session_broker: Option<String>,
 }
 
 /// `--router-id`, `--mode`, `--inter-router-listen`, `--connect`.
@@ -91,11 +96,27 @@ impl Default for Options {
             mqtt_allow_anonymous: false,
             mqtts_listen: None,
             mesh: MeshOptions::default(),
+            session_broker: None,
         }
     }
 }
 
 impl Options {
+    /// The broker holding persistent MQTT sessions' queues, if any (see [`Options::session_broker`]).
+    fn session_broker(&self) -> Option<String> {
+        if let Some(name) = &self.session_broker {
+            return Some(name.clone());
+        }
+        match &self.broker {
+            BrokerSetup::InProcess => Some(BROKER.into()),
+            BrokerSetup::Remote(brokers) => brokers
+                .iter()
+                .find(|(name, _)| name == BROKER)
+                .or(brokers.first())
+                .map(|(name, _)| name.clone()),
+        }
+    }
+
     /// Options for tests: every listener on an ephemeral loopback port.
     pub fn ephemeral(data_dir: PathBuf) -> Options {
         Options {
@@ -227,14 +248,25 @@ impl Standalone {
                     allow_anonymous: opts.mqtt_allow_anonymous,
                     ..Default::default()
                 };
-                // Persistent sessions keep what they miss in the in-process broker's queues.
-                let persistence = broker.as_ref().map(|b| {
-                    shoal_mqtt_gateway::Persistence::new(
-                        opts.data_dir.join("mqtt-sessions"),
-                        BROKER.into(),
-                        Arc::new(SessionQueues(b.handle())),
-                    )
-                });
+                // Persistent sessions keep what they miss in a broker's queues.
+                let persistence = match opts.session_broker() {
+                    Some(name) => {
+                        let queues: Arc<dyn shoal_mqtt_gateway::SessionQueues> =
+                            match broker.as_ref().filter(|_| name == BROKER) {
+                                Some(b) => Arc::new(SessionQueues(b.handle())),
+                                None => Arc::new(
+                                    shoal_mqtt_gateway::BrokerQueues::start(router.handle(), &name)
+                                        .await?,
+                                ),
+                            };
+                        Some(shoal_mqtt_gateway::Persistence::new(
+                            opts.data_dir.join("mqtt-sessions"),
+                            name,
+                            queues,
+                        ))
+                    }
+                    None => None,
+                };
                 let mut gateway = shoal_mqtt_gateway::Gateway::bind_with(
                     addr,
                     config,
@@ -267,12 +299,13 @@ impl Standalone {
         if broker.is_some() {
             // Clients may attach to queues as soon as we say ready: the broker link must be up by then.
             wait_for_broker(&router.handle()).await?;
-            if let Some(gateway) = &gateway {
-                // MQTT sessions restored from disk hold their subscriptions again before we say ready.
-                gateway
-                    .wait_sessions_restored(Duration::from_secs(10))
-                    .await;
-            }
+        }
+        if let Some(gateway) = &gateway {
+            // MQTT sessions restored from disk hold their subscriptions again before we say ready (bounded:
+            // a broker in another process may be down, and its keepers go on trying).
+            gateway
+                .wait_sessions_restored(Duration::from_secs(10))
+                .await;
         }
         let (stop_http, stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(http::serve(http_listener, Arc::clone(&admin), async move {

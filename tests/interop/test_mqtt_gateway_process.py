@@ -5,7 +5,7 @@ application (Qpid Proton) uses the interior, and sees exactly what it sees with 
 
 from conftest import SHOAL_BIN
 from test_mesh import mesh_view, wait_for
-from test_mqtt import Device, http, register
+from test_mqtt import Device, http, publish_stored, register
 from test_mqtt_tls import DEVICE_DN, TlsDevice, pki  # noqa: F401 (pki is a fixture)
 
 
@@ -13,15 +13,20 @@ def start_pair(shoal_factory, amqp, *interior_flags):
     interior = shoal_factory(
         "--router-id", "core", "--inter-router-listen", "127.0.0.1:0", *interior_flags, name="core"
     )
+    return interior, start_gateway(shoal_factory, amqp, interior)
+
+
+def start_gateway(shoal_factory, amqp, interior, *flags, data_dir=None):
     gateway = shoal_factory(
-        "--connect", f"edge://{interior.addrs['inter-router']}", name="gw", command="mqtt-gateway"
+        "--connect", f"edge://{interior.addrs['inter-router']}", *flags,
+        name="gw", command="mqtt-gateway", data_dir=data_dir,
     )
     wait_for(
         amqp,
         lambda: any(n["adjacent"] and n["uplink_attached"] for n in mesh_view(gateway)["neighbours"]),
         "the gateway attached to the interior",
     )
-    return interior, gateway
+    return gateway
 
 
 def test_telemetry_from_a_device_on_the_gateway_reaches_an_application_on_the_interior(shoal_factory, amqp):
@@ -122,3 +127,54 @@ def test_a_certificate_device_over_mqtts_on_the_gateway_process(shoal_factory, p
     assert msg.properties["device_id"] == "dev-cert"
     amqp.wait(sent.is_published, what="the PUBACK")
     dev.close()
+
+
+def test_a_persistent_session_on_the_gateway_process_is_kept_in_the_interiors_broker(shoal_factory, amqp, tmp_path):
+    interior = shoal_factory("--router-id", "core", "--inter-router-listen", "127.0.0.1:0", name="core")
+    data = tmp_path / "gw-data"
+    gateway = start_gateway(shoal_factory, amqp, interior, "--mqtt-allow-anonymous", data_dir=data)
+    sub = Device(gateway, "tracker", clean_session=False)
+    assert sub.session_present == 0, "a new session"
+    sub.subscribe("fleet/1/pos", qos=1)
+    sub.close()
+
+    # The session is saved on stop and held again once the gateway says ready (and reaches the broker).
+    def restart(gateway):
+        assert gateway.stop() == 0
+        return start_gateway(shoal_factory, amqp, interior, "--mqtt-allow-anonymous", data_dir=data)
+
+    gateway = restart(gateway)
+    # Each PUBACK means the session's queue, in the broker behind the interior, stored the message.
+    publish_stored(gateway, "fleet/1/pos", [b"m1", b"m2"])
+    # What was kept is in that broker, not in the gateway: it survives the gateway's restart.
+    gateway = restart(gateway)
+    assert not (data / "broker").exists(), "the gateway process keeps no messages of its own"
+    publish_stored(gateway, "fleet/1/pos", [b"m3"])
+
+    sub = Device(gateway, "tracker", clean_session=False)
+    assert sub.session_present == 1, "CONNACK says session-present"
+    assert sub.wait_messages(3) == [b"m1", b"m2", b"m3"]
+    sub.close()
+
+    # A clean session discards it, queue included.
+    clean = Device(gateway, "tracker", clean_session=True)
+    assert clean.session_present == 0
+    clean.close()
+    again = Device(gateway, "tracker", clean_session=False)
+    assert again.session_present == 0, "the clean session discarded the kept one"
+    again.close()
+
+
+def test_a_persistent_session_is_refused_as_unavailable_when_no_broker_can_keep_it(shoal_factory, amqp):
+    # The interior is a router with no broker: nothing could keep what a persistent session misses.
+    interior = shoal_factory(
+        "--router-id", "core", "--inter-router-listen", "127.0.0.1:0", name="core", command="router"
+    )
+    gateway = start_gateway(shoal_factory, amqp, interior, "--mqtt-allow-anonymous")
+    persistent = Device(gateway, "tracker", clean_session=False)
+    assert persistent.rc == 3, "CONNACK 3: server unavailable"
+    persistent.close()
+    # A clean session needs no broker.
+    clean = Device(gateway, "tracker", clean_session=True)
+    assert clean.rc == 0
+    clean.close()

@@ -107,6 +107,56 @@ async fn a_broker_address_works_from_a_router_without_the_broker_connection() {
 }
 
 #[tokio::test]
+async fn a_link_route_declared_on_one_router_is_followed_by_the_routers_after_it() {
+    // A - B - C, the broker behind C, and only A knows that `sessions/...` belongs to it (as an MQTT
+    // gateway on an edge declares its session queues): B and C follow the route container A names.
+    let broker = shoal_test_support::TestRouter::start().await;
+    let mut mesh = line().await;
+    mesh.handle("A")
+        .set_address(shoal_router::AddressRule {
+            name: "system/sessions".into(),
+            matcher: shoal_router::Matcher::Prefix("sessions".into()),
+            distribution: shoal_router::Distribution::Balanced,
+            link_route: Some("broker".into()),
+        })
+        .await
+        .unwrap();
+    mesh.connect_route_container("C", "broker", broker.addr());
+    mesh.await_destination("A", "_broker/broker").await;
+
+    let a = client(&mesh, "A").await;
+    let receiver = a.receiver("sessions/s1", 10).await.unwrap();
+    let sender = sender_to(&a, "sessions/s1").await;
+    assert_eventually!(
+        broker
+            .address_stats("sessions/s1")
+            .await
+            .is_some_and(|s| s.consumers == 1 && s.producers == 1),
+        "the broker holds the client's links"
+    );
+    let d = sender.send(&message(&b"kept"[..]), false).await.unwrap();
+    assert_eq!(recv_body(&receiver).await, b"kept");
+    assert_accepted(d).await;
+
+    // A client of C itself is not routed by a hint: C has no rule, so the address is C's own.
+    let c = client(&mesh, "C").await;
+    let _local = c.receiver("sessions/s2", 10).await.unwrap();
+    assert_eventually!(
+        mesh.handle("C")
+            .snapshot()
+            .await
+            .unwrap()
+            .addresses
+            .iter()
+            .any(|a| a.address == "sessions/s2" && a.consumers == 1),
+        "C holds the local receiver itself"
+    );
+    assert!(broker.address_stats("sessions/s2").await.is_none());
+    mesh.shutdown().await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
 async fn large_and_presettled_messages_cross_the_mesh() {
     let mesh = line().await;
     let a = client(&mesh, "A").await;

@@ -9,6 +9,7 @@
 
 mod keeper;
 pub(crate) mod record;
+mod remote;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +26,7 @@ use crate::convert::now_millis;
 use crate::error::Error;
 use crate::server::lock;
 pub(crate) use record::{SessionRecord, SubRecord};
+pub use remote::{BrokerQueues, MANAGE_ADDRESS, MANAGE_RULE};
 
 /// The address prefix of session queues.
 pub const SESSION_QUEUE_PREFIX: &str = "$mqtt/session";
@@ -115,6 +117,15 @@ pub(crate) fn queue_address(tenant: Option<&str>, client_id: &str) -> String {
     )
 }
 
+/// Why a client's persistent session cannot be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NotKept {
+    /// The gateway keeps as many sessions as it may.
+    Quota,
+    /// The broker that would hold its queue did not declare it (unreachable, or refused).
+    Unavailable,
+}
+
 /// What a connecting client finds.
 pub(crate) enum Resumed {
     /// No session kept for it.
@@ -171,8 +182,8 @@ impl Sessions {
     }
 
     /// The client `owner` connects to session `key`: stop its keeper and hand back what it kept, or with
-    /// `clean` discard it. `Ok(Fresh)` also when there is nothing; `Err(())` when `persist` asks for a new
-    /// session and the cap is reached.
+    /// `clean` discard it. `Ok(Fresh)` also when there is nothing; an error when `persist` asks for a new
+    /// session and the cap is reached or its queue cannot be declared.
     pub async fn connect(
         self: &Arc<Self>,
         key: &str,
@@ -180,7 +191,7 @@ impl Sessions {
         owner: u64,
         clean: bool,
         persist: bool,
-    ) -> Result<Resumed, ()> {
+    ) -> Result<Resumed, NotKept> {
         let taken = {
             let mut entries = lock(&self.entries);
             match entries.get_mut(key) {
@@ -212,7 +223,7 @@ impl Sessions {
         {
             let mut entries = lock(&self.entries);
             if entries.len() >= self.p.max_sessions {
-                return Err(());
+                return Err(NotKept::Quota);
             }
             entries.insert(
                 key.to_owned(),
@@ -230,7 +241,14 @@ impl Sessions {
             );
         }
         if let Err(e) = self.p.queues.ensure(&queue).await {
+            // A session that cannot keep what it misses must not be promised: the client hears "unavailable"
+            // and may try again (or connect with a clean session).
             tracing::warn!(session = key, error = %e, "declaring a session queue");
+            let mut entries = lock(&self.entries);
+            if entries.get(key).is_some_and(|e| e.owner == Some(owner)) {
+                entries.remove(key);
+            }
+            return Err(NotKept::Unavailable);
         }
         Ok(Resumed::Fresh)
     }

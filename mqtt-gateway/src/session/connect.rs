@@ -8,6 +8,7 @@ use shoal_registry::{AuthError, DeviceIdentity};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::Error;
+use crate::persist::NotKept;
 use crate::server::Shared;
 use crate::tls::CertLogin;
 
@@ -220,14 +221,17 @@ pub(super) fn connack(
     Ok(())
 }
 
-/// Refuse a client that asked for a persistent session when the gateway keeps as many as it may.
-pub(super) async fn refuse_quota<W: AsyncWrite + Unpin>(
+/// Refuse a client whose persistent session cannot be kept: the gateway keeps as many as it may (MQTT 5
+/// quota exceeded), or the broker that would hold its queue is unavailable.
+pub(super) async fn refuse_session<W: AsyncWrite + Unpin>(
     wr: &mut W,
     version: Version,
+    why: NotKept,
 ) -> Result<(), Error> {
-    let code = match version {
-        Version::V5 => reason::QUOTA_EXCEEDED,
-        Version::V311 => reason::V311_SERVER_UNAVAILABLE,
+    let code = match (why, version) {
+        (NotKept::Quota, Version::V5) => reason::QUOTA_EXCEEDED,
+        (NotKept::Unavailable, Version::V5) => reason::SERVER_UNAVAILABLE,
+        (_, Version::V311) => reason::V311_SERVER_UNAVAILABLE,
     };
     let mut out = BytesMut::new();
     encode_connack(&mut out, version, false, code, None)?;

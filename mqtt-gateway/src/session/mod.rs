@@ -142,7 +142,7 @@ where
         match found {
             Ok(Resumed::Present(r)) => resumed = Some(r),
             Ok(Resumed::Fresh) => {}
-            Err(()) => return connect::refuse_quota(wr, hello.connect.version).await,
+            Err(why) => return connect::refuse_session(wr, hello.connect.version, why).await,
         }
         if ask.keep || resumed.is_some() {
             persist = Some(Persist {

@@ -11,7 +11,7 @@ use shoal_broker::{Broker, BrokerAddress, BrokerConfig, BrokerHandle};
 use shoal_client::{ConnectOptions, Connection, SenderOptions};
 use shoal_mqtt::{Packet, Properties, QoS, Version};
 use shoal_mqtt_gateway::persist::BoxFuture;
-use shoal_mqtt_gateway::{Gateway, GatewayConfig, Persistence, SessionQueues};
+use shoal_mqtt_gateway::{BrokerQueues, Gateway, GatewayConfig, Persistence, SessionQueues};
 use shoal_router::{Router, RouterConfig};
 
 use crate::support::{connect_packet, Client};
@@ -41,10 +41,17 @@ struct SessionEnv {
     dir: tempfile::TempDir,
     gateway: Option<Gateway>,
     mqtt: SocketAddr,
+    /// Session queues are declared over AMQP ([`BrokerQueues`], as in `shoal mqtt-gateway`), not with the
+    /// broker's handle.
+    over_amqp: bool,
 }
 
 impl SessionEnv {
     async fn start() -> SessionEnv {
+        SessionEnv::start_with(false).await
+    }
+
+    async fn start_with(over_amqp: bool) -> SessionEnv {
         let mut router = Router::start(RouterConfig::default());
         let store = Arc::new(shoal_broker::store::MemoryStore::new());
         let server = RouterConfig {
@@ -63,6 +70,7 @@ impl SessionEnv {
             dir,
             gateway: None,
             mqtt: ([127, 0, 0, 1], 0).into(),
+            over_amqp,
         };
         eventually(|| async {
             let snap = env.router.handle().snapshot().await.unwrap();
@@ -74,10 +82,19 @@ impl SessionEnv {
     }
 
     async fn start_gateway(&mut self) {
+        let queues: Arc<dyn SessionQueues> = if self.over_amqp {
+            Arc::new(
+                BrokerQueues::start(self.router.handle(), "broker")
+                    .await
+                    .unwrap(),
+            )
+        } else {
+            Arc::new(Queues(self.broker.handle()))
+        };
         let persistence = Persistence::new(
             self.dir.path().join("mqtt-sessions"),
             "broker".into(),
-            Arc::new(Queues(self.broker.handle())),
+            queues,
         );
         let gateway = Gateway::bind_with(
             ([127, 0, 0, 1], 0).into(),
@@ -208,6 +225,46 @@ async fn an_offline_persistent_session_gets_what_it_missed_in_order() {
 }
 
 #[tokio::test]
+async fn session_queues_declared_over_amqp_live_in_the_broker_until_the_session_ends() {
+    // The gateway and the broker agree on the management node (the gateway does not depend on the broker).
+    assert_eq!(
+        shoal_mqtt_gateway::persist::MANAGE_ADDRESS,
+        shoal_broker::manage::MANAGE_ADDRESS
+    );
+    let env = SessionEnv::start_with(true).await;
+    let queue = "$mqtt/session/-/remote";
+    let depth = |env: &SessionEnv| {
+        let broker = env.broker.handle();
+        async move {
+            let stats = broker.stats().await.unwrap();
+            stats.queue(queue).map(|q| q.depth)
+        }
+    };
+    let (mut sub, present) = env.connect(Version::V5, "remote", false).await;
+    assert!(!present);
+    assert_eq!(depth(&env).await, Some(0), "declared before CONNACK");
+    sub.subscribe("remote/#", QoS::AtLeastOnce).await;
+    env.go_offline(sub, 1).await;
+    publish_all(&env, "remote/a", QoS::AtLeastOnce, &["r1", "r2"]).await;
+    assert_eq!(
+        depth(&env).await,
+        Some(2),
+        "each PUBACK came once the broker stored it"
+    );
+
+    let (mut sub, present) = env.connect(Version::V5, "remote", false).await;
+    assert!(present);
+    expect_payloads(&mut sub, "remote/a", &["r1", "r2"]).await;
+    sub.ping().await;
+    sub.send(&Packet::Disconnect(Default::default())).await;
+    assert!(sub.recv().await.is_none());
+    // A clean session ends it: the queue is deleted in the broker.
+    let (mut clean, _) = env.connect(Version::V5, "remote", true).await;
+    clean.ping().await;
+    assert_eq!(depth(&env).await, None, "deleted");
+}
+
+#[tokio::test]
 async fn a_clean_session_discards_what_was_kept() {
     let env = SessionEnv::start().await;
     let (mut sub, _) = env.connect(Version::V311, "cleaned", false).await;
@@ -252,7 +309,13 @@ async fn qos0_messages_are_not_kept_for_an_offline_session() {
 
 #[tokio::test]
 async fn sessions_survive_a_gateway_restart() {
-    let mut env = SessionEnv::start().await;
+    for over_amqp in [false, true] {
+        sessions_survive_a_gateway_restart_with(over_amqp).await;
+    }
+}
+
+async fn sessions_survive_a_gateway_restart_with(over_amqp: bool) {
+    let mut env = SessionEnv::start_with(over_amqp).await;
     let (mut sub, _) = env.connect(Version::V311, "durable", false).await;
     let ack = sub.subscribe("plant/+/alarm", QoS::AtLeastOnce).await;
     assert_eq!(&ack.reason_codes[..], &[1]);

@@ -158,6 +158,12 @@ pub struct AttachDetails {
 /// The link property a router sets on a link it routes for a client: the client's container-id.
 pub const CONTAINER_ID_PROPERTY: &str = "shoal:container-id";
 
+/// The link property a router sets on a link-routed link it passes to the next router of the mesh: the route
+/// container (broker) the link is for. The next router follows it rather than its own address rules, so a
+/// link route declared on one router (an MQTT gateway's session queues, on an edge) works through interiors
+/// that do not declare it (ADR 0009).
+pub const ROUTE_CONTAINER_PROPERTY: &str = "shoal:route-container";
+
 /// Conn -> core.
 #[derive(Debug)]
 pub enum Event {

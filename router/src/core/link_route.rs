@@ -5,7 +5,10 @@
 
 use shoal_amqp::{condition, AmqpError, Role, Symbol, Value};
 
-use super::api::{AttachRequest, Command, ConnId, LinkKey, LocalLink, Msg, CONTAINER_ID_PROPERTY};
+use super::api::{
+    AttachRequest, Command, ConnId, LinkKey, LocalLink, Msg, CONTAINER_ID_PROPERTY,
+    ROUTE_CONTAINER_PROPERTY,
+};
 use super::{Core, Link, LinkKind, Outgoing, Pending, Routed};
 
 impl Core {
@@ -59,6 +62,14 @@ impl Core {
             properties.retain(|(k, _)| k.as_str() != CONTAINER_ID_PROPERTY);
             properties.push((Symbol::from(CONTAINER_ID_PROPERTY), container_id));
         }
+        // The next router follows this rather than its own rules; the broker itself needs no such hint.
+        properties.retain(|(k, _)| k.as_str() != ROUTE_CONTAINER_PROPERTY);
+        if self.is_mesh_conn(broker) {
+            properties.push((
+                Symbol::from(ROUTE_CONTAINER_PROPERTY),
+                Value::String(container.to_owned()),
+            ));
+        }
         let role = if incoming {
             Role::Sender
         } else {
@@ -72,6 +83,22 @@ impl Core {
                 details,
             },
         );
+    }
+
+    /// The route container named by the router that passed this link on, if it came over the mesh.
+    pub(super) fn relayed_route(&self, conn: ConnId, req: &AttachRequest) -> Option<String> {
+        if !self.is_mesh_conn(conn) {
+            return None;
+        }
+        req.details
+            .properties
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| k.as_str() == ROUTE_CONTAINER_PROPERTY)
+            .and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
     }
 
     /// The broker answered the partner link opened for `client`.

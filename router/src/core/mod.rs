@@ -543,11 +543,12 @@ impl Core {
             );
             return;
         }
-        let container = req
-            .address
-            .as_deref()
-            .and_then(|a| self.rules.lookup(a).1)
-            .and_then(|rule| rule.link_route.clone());
+        let container = self.relayed_route(conn, &req).or_else(|| {
+            req.address
+                .as_deref()
+                .and_then(|a| self.rules.lookup(a).1)
+                .and_then(|rule| rule.link_route.clone())
+        });
         if let Some(container) = container {
             return self.route_attach(conn, req, incoming, &container);
         }
