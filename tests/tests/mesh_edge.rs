@@ -136,3 +136,132 @@ async fn an_edges_anonymous_sender_outpaces_the_uplinks_credit() {
     }
     mesh.shutdown().await;
 }
+
+/// A pattern subscriber on an adaptor connection, as the MQTT gateway makes one for each MQTT subscription.
+struct PatternSub {
+    conn: shoal_router::adaptor::AdaptorConnection,
+    link: shoal_router::core::api::LinkKey,
+}
+
+impl PatternSub {
+    async fn attach(mesh: &TestMesh, router: &str, pattern: &str, credit: u32) -> PatternSub {
+        use shoal_router::core::api::{AttachDetails, AttachRequest, Command, Event};
+        let conn = mesh.handle(router).open_adaptor_connection().await.unwrap();
+        let source = Source {
+            address: Some(pattern.into()),
+            ..Source::default()
+        };
+        let request = AttachRequest {
+            local: 0,
+            address: Some(pattern.into()),
+            dynamic: false,
+            pattern: true,
+            details: Box::new(AttachDetails {
+                link_name: format!("pattern:{pattern}"),
+                container_id: "pattern-test".into(),
+                source: Some(Box::new(source)),
+                target: Some(Box::default()),
+                ..AttachDetails::default()
+            }),
+        };
+        conn.send(vec![Event::AttachOutgoing(request)])
+            .await
+            .unwrap();
+        let link = within("the pattern subscriber attaches", async {
+            let mut commands = Vec::new();
+            loop {
+                conn.outbox().notified().await;
+                conn.outbox().take(&mut commands);
+                for c in commands.drain(..) {
+                    if let Command::Attached { link, .. } = c {
+                        return link;
+                    }
+                }
+            }
+        })
+        .await;
+        let credit = Event::Credit {
+            link,
+            limit: credit,
+            drain: false,
+        };
+        conn.send(vec![credit]).await.unwrap();
+        PatternSub { conn, link }
+    }
+
+    /// The next message's body and the address it matched; an unsettled one is accepted.
+    async fn accept_next(&self) -> (Vec<u8>, String) {
+        use shoal_router::core::api::{Command, Event};
+        let (delivery, body, address) = within("a copy for the pattern subscriber", async {
+            let mut commands = Vec::new();
+            loop {
+                self.conn.outbox().notified().await;
+                self.conn.outbox().take(&mut commands);
+                for c in commands.drain(..) {
+                    if let Command::Deliver {
+                        delivery,
+                        msg,
+                        address,
+                        ..
+                    } = c
+                    {
+                        let bytes: Vec<u8> = msg.chunks.iter().flat_map(|c| c.to_vec()).collect();
+                        let m = shoal_amqp::decode_message(&bytes).unwrap();
+                        let Body::Data(body) = m.body else {
+                            panic!("a data body")
+                        };
+                        return (delivery, body.to_vec(), address.unwrap().to_string());
+                    }
+                }
+            }
+        })
+        .await;
+        if let Some(delivery) = delivery {
+            let outcome = Event::Outcome {
+                link: Some(self.link),
+                delivery,
+                state: DeliveryState::Accepted,
+            };
+            self.conn.send(vec![outcome]).await.unwrap();
+        }
+        (body, address)
+    }
+}
+
+#[tokio::test]
+async fn a_pattern_subscriber_on_an_edge_does_not_keep_its_messages_from_the_rest_of_the_mesh() {
+    // An MQTT `#`-style subscriber on the gateway's edge gets its copy, and the message still goes up to
+    // the consumers beyond: the edge cannot know there are none.
+    let mesh = two_edges().await;
+    let sub = PatternSub::attach(&mesh, "E1", "sensors/#", 50).await;
+    let e2 = client(&mesh, "E2").await;
+    let far = e2
+        .receiver_with(Some("sensors/t1"), auto(50))
+        .await
+        .unwrap();
+    mesh.await_destination("I1", "sensors/t1").await;
+
+    let e1 = client(&mesh, "E1").await;
+    let s = e1.sender(None, SenderOptions::default()).await.unwrap();
+    let d = s.send(&to("sensors/t1", 1), false).await.unwrap();
+    assert_eq!(
+        sub.accept_next().await,
+        (1u32.to_be_bytes().to_vec(), "sensors/t1".into())
+    );
+    assert_eq!(recv_body(&far).await, 1u32.to_be_bytes());
+    assert_accepted(d).await;
+    // Presettled too.
+    s.send(&to("sensors/t1", 2), true).await.unwrap();
+    assert_eq!(sub.accept_next().await.0, 2u32.to_be_bytes());
+    assert_eq!(recv_body(&far).await, 2u32.to_be_bytes());
+
+    // No consumer beyond: the interior releases its copy, and the subscriber's acceptance decides.
+    let d = s.send(&to("sensors/t2", 3), false).await.unwrap();
+    assert_eq!(
+        sub.accept_next().await,
+        (3u32.to_be_bytes().to_vec(), "sensors/t2".into())
+    );
+    assert_accepted(d).await;
+    assert_eq!(stats(&mesh, "I1", "sensors/t2").await.0, 1, "it went up");
+    mesh.shutdown().await;
+}

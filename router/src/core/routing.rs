@@ -253,7 +253,11 @@ impl Core {
                 consumers.retain(|c| self.multicast_to(*c, &trace, &conns));
             }
         }
-        if anycast_share {
+        // An edge does not know the interior's consumers: a local anonymous sender's message that no receiver
+        // here takes an anycast share of (multicast, or only pattern subscribers here) also goes up once, as
+        // it would with no subscriber here at all; the interior routes it by `to`, never back to us.
+        let up = !anycast_share && !consumers.is_empty() && self.goes_up_too(from, &trace);
+        if anycast_share || up {
             if let Some(d) = delivery {
                 let d = &mut self.deliveries[d.index as usize];
                 d.outstanding = consumers.len() as u32 + 1;
@@ -266,10 +270,17 @@ impl Core {
                 open: None,
                 trace: trace.clone(),
             };
-            self.anycast_copy(addr, pending);
-        }
-        if consumers.is_empty() {
             if anycast_share {
+                self.anycast_copy(addr, pending);
+            } else if let Err(unsent) = self.push_up(addr, pending) {
+                if let Some(d) = unsent.delivery {
+                    self.copy_outcome(d, DeliveryState::Released);
+                }
+            }
+        }
+        let shared = anycast_share || up;
+        if consumers.is_empty() {
+            if shared {
                 self.slot_returned_if(delivery.is_none(), from);
                 return;
             }
@@ -283,7 +294,7 @@ impl Core {
             self.unrouted(addr, pending);
             return;
         }
-        if let (Some(d), false) = (delivery, anycast_share) {
+        if let (Some(d), false) = (delivery, shared) {
             let d = &mut self.deliveries[d.index as usize];
             d.outstanding = consumers.len() as u32;
             d.fanout = true;

@@ -7,6 +7,10 @@
 //! routes it by its `to` and its outcome comes back the same way as any other delivery's. An interior
 //! that cannot route it either releases it (or drops and counts it, if presettled), so the sender hears
 //! the same thing it would on a single router.
+//!
+//! A message that fans out on the edge (pattern subscribers, such as the MQTT gateway's, or a multicast
+//! address) with no local receiver taking an anycast share goes up as well, once: the edge cannot know
+//! whether the mesh has consumers for it, and a local `#` subscriber must not keep the mesh's from it.
 
 use super::super::api::ConnId;
 use super::super::{AddrId, Core, LinkKind, Pending};
@@ -25,6 +29,21 @@ impl Core {
         if pending.trace.is_some() || !self.sent_anonymously(&pending) {
             return Err(pending);
         }
+        self.push_up(addr, pending)
+    }
+
+    /// Whether a message from `from` that fans out here also goes up (see `Core::multicast`): on an edge with
+    /// an uplink, from a local anonymous sender.
+    pub(in crate::core) fn goes_up_too(&self, from: LinkKey, trace: &super::Trace) -> bool {
+        trace.is_none() && self.uplink_conn().is_some() && self.is_anonymous_sender(from)
+    }
+
+    /// Send `pending` up the uplink, or queue it for the uplink's credit (the caller checked it may go up).
+    pub(in crate::core) fn push_up(
+        &mut self,
+        addr: AddrId,
+        pending: Pending,
+    ) -> Result<(), Pending> {
         let Some(conn) = self.uplink_conn() else {
             return Err(pending);
         };
@@ -131,7 +150,11 @@ impl Core {
             Some(d) => self.delivery(d).map(|d| d.from),
             None => pending.from,
         };
-        from.and_then(|f| self.link(f))
+        from.is_some_and(|f| self.is_anonymous_sender(f))
+    }
+
+    fn is_anonymous_sender(&self, link: LinkKey) -> bool {
+        self.link(link)
             .is_some_and(|l| l.addr.is_none() && matches!(l.kind, LinkKind::Incoming { .. }))
     }
 }
