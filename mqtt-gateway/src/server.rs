@@ -131,7 +131,15 @@ impl Gateway {
         });
         let connections = Arc::new(Semaphore::new(max_connections));
         let (stop, stopped) = watch::channel(false);
-        if shared.registry.is_some() {
+        // On an edge (`shoal mqtt-gateway`) the interior's relay forwards Hono's link form: the edge's own would
+        // get a copy of each command too (an edge's pattern subscriptions receive from its interior) and the
+        // device would get it twice.
+        let edge = shared
+            .router
+            .snapshot()
+            .await
+            .is_ok_and(|s| s.mode == "edge");
+        if shared.registry.is_some() && !edge {
             // Hono's `command/TENANT` link form (see `crate::relay`); only devices with an identity get commands.
             // Started before the gateway says it is up: its links are in the core's queue ahead of anything
             // a caller asks the core next.

@@ -265,3 +265,76 @@ async fn a_pattern_subscriber_on_an_edge_does_not_keep_its_messages_from_the_res
     assert_eq!(stats(&mesh, "I1", "sensors/t2").await.0, 1, "it went up");
     mesh.shutdown().await;
 }
+
+/// Wait until interior `id` has `n` proxies open to edge `edge`.
+async fn await_proxies(mesh: &TestMesh, id: &str, edge: &str, n: usize) {
+    let edge = edge.to_owned();
+    mesh.await_mesh(
+        id,
+        move |m| {
+            m.neighbours
+                .iter()
+                .any(|x| x.router_id == edge && x.proxies == n)
+        },
+        "the interior's proxies to the edge",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_edges_pattern_subscribers_get_what_reaches_its_interior_once_each() {
+    let mesh = two_edges().await;
+    // Two subscribers of one pattern and one of an overlapping pattern, on the edge (MQTT subscriptions
+    // on `shoal mqtt-gateway`): the interior opens one pattern proxy per pattern.
+    let a = PatternSub::attach(&mesh, "E1", "sensors/*", 50).await;
+    let b = PatternSub::attach(&mesh, "E1", "sensors/*", 50).await;
+    let all = PatternSub::attach(&mesh, "E1", "sensors/#", 50).await;
+    await_proxies(&mesh, "I1", "E1", 2).await;
+
+    // A named link on the interior: no `to`, yet each subscriber learns the address it matched.
+    let i1 = client(&mesh, "I1").await;
+    let named = sender_to(&i1, "sensors/t1").await;
+    let d = named.send(&numbered(1), false).await.unwrap();
+    for sub in [&a, &b, &all] {
+        assert_eq!(
+            sub.accept_next().await,
+            (1u32.to_be_bytes().to_vec(), "sensors/t1".into())
+        );
+    }
+    assert_accepted(d).await;
+    // An anonymous sender on the interior, presettled.
+    let anon = i1.sender(None, SenderOptions::default()).await.unwrap();
+    anon.send(&to("sensors/t2", 2), true).await.unwrap();
+    for sub in [&a, &b, &all] {
+        assert_eq!(sub.accept_next().await.1, "sensors/t2");
+    }
+    // From the edge itself: each gets it once, not again from the interior (the next copy each sees is the
+    // next message).
+    let e1 = client(&mesh, "E1").await;
+    let local = e1.sender(None, SenderOptions::default()).await.unwrap();
+    for (n, address) in [(3u32, "sensors/t3"), (4, "sensors/t4")] {
+        let d = local.send(&to(address, n), false).await.unwrap();
+        for sub in [&a, &b, &all] {
+            assert_eq!(
+                sub.accept_next().await,
+                (n.to_be_bytes().to_vec(), address.into())
+            );
+        }
+        assert_accepted(d).await;
+    }
+    // Only `sensors/#` matches a deeper address.
+    let deep = sender_to(&i1, "sensors/deep/t5").await;
+    let d = deep.send(&numbered(5), false).await.unwrap();
+    assert_eq!(all.accept_next().await.1, "sensors/deep/t5");
+    assert_accepted(d).await;
+
+    // The subscribers go: the interior's proxies close, and nobody takes the next message.
+    drop((a, b, all));
+    await_proxies(&mesh, "I1", "E1", 0).await;
+    let d = named.send(&numbered(6), false).await.unwrap();
+    assert_eq!(
+        within("outcome", d.outcome()).await.unwrap(),
+        DeliveryState::Released
+    );
+    mesh.shutdown().await;
+}

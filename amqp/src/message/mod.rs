@@ -11,7 +11,10 @@ mod trace;
 pub use builder::{decode_message, Body, MessageBuilder};
 pub use rewrite::{read_header, rewrite_message, with_delivery_count};
 pub use sections::{Header, Properties};
-pub use trace::{append_trace, read_trace, TRACE_ANNOTATION};
+pub use trace::{
+    append_trace, append_trace_matched, read_matched, read_trace, MATCHED_ANNOTATION,
+    TRACE_ANNOTATION,
+};
 
 use crate::codec::{descriptor as desc, Decoder, FieldReader};
 use crate::error::DecodeError;

@@ -17,6 +17,10 @@ use crate::types::{Symbol, Value};
 /// The message-annotation key of the trace.
 pub const TRACE_ANNOTATION: &str = "x-opt-shoal-trace";
 
+/// The message-annotation key of the address a pattern subscription matched, on a copy a router sends to
+/// another router's pattern subscribers (the message itself may name no address: it came on a named link).
+pub const MATCHED_ANNOTATION: &str = "x-opt-shoal-matched";
+
 /// Ids in a trace we accept (a trace is as long as the path; anything longer is a loop or garbage).
 const MAX_TRACE: usize = 256;
 
@@ -59,6 +63,30 @@ pub fn read_trace(bytes: &[u8]) -> Result<Vec<String>, DecodeError> {
 /// new head and the offset in `bytes` where the unchanged rest starts: the message to send is
 /// `head` followed by `bytes[offset..]` (and any later parts of it).
 pub fn append_trace(bytes: &[u8], id: &str) -> Result<(Bytes, usize), DecodeError> {
+    append_trace_matched(bytes, id, None)
+}
+
+/// The address in the message's [`MATCHED_ANNOTATION`], if it has one.
+pub fn read_matched(bytes: &[u8]) -> Result<Option<String>, DecodeError> {
+    let layout = layout(bytes)?;
+    let found = layout.annotations.as_ref().and_then(|pairs| {
+        pairs
+            .iter()
+            .find(|(k, _)| matches!(k, Value::Symbol(s) if s.as_str() == MATCHED_ANNOTATION))
+    });
+    match found.map(|(_, v)| v) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(DecodeError::InvalidValue("x-opt-shoal-matched")),
+    }
+}
+
+/// [`append_trace`], also setting (with `matched`) the [`MATCHED_ANNOTATION`].
+pub fn append_trace_matched(
+    bytes: &[u8],
+    id: &str,
+    matched: Option<&str>,
+) -> Result<(Bytes, usize), DecodeError> {
     let layout = layout(bytes)?;
     let mut trace: Vec<Value> = trace_of(layout.annotations.as_ref())?
         .into_iter()
@@ -70,6 +98,14 @@ pub fn append_trace(bytes: &[u8], id: &str) -> Result<(Bytes, usize), DecodeErro
     match pairs.iter_mut().find(|(k, _)| *k == key) {
         Some(slot) => slot.1 = Value::List(trace),
         None => pairs.push((key, Value::List(trace))),
+    }
+    if let Some(matched) = matched {
+        let key = Value::Symbol(Symbol::from(MATCHED_ANNOTATION));
+        let value = Value::String(matched.to_owned());
+        match pairs.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => pairs.push((key, value)),
+        }
     }
     let mut head = BytesMut::with_capacity(layout.after_header + 64 + 16 * pairs.len());
     head.extend_from_slice(&bytes[..layout.after_header]);
@@ -84,6 +120,25 @@ pub fn append_trace(bytes: &[u8], id: &str) -> Result<(Bytes, usize), DecodeErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_matched_address_travels_with_the_trace_and_is_replaced_not_repeated() {
+        let m = message(Vec::new());
+        assert_eq!(read_matched(&m).unwrap(), None);
+        let (head, rest) = append_trace_matched(&m, "A", Some("fleet/1/pos")).unwrap();
+        let once = [&head[..], &m[rest..]].concat();
+        assert_eq!(read_matched(&once).unwrap().as_deref(), Some("fleet/1/pos"));
+        let (head, rest) = append_trace_matched(&once, "B", Some("fleet/2/pos")).unwrap();
+        let twice = [&head[..], &once[rest..]].concat();
+        assert_eq!(
+            read_matched(&twice).unwrap().as_deref(),
+            Some("fleet/2/pos")
+        );
+        assert_eq!(read_trace(&twice).unwrap(), ["A", "B"]);
+        let decoded = decode_message(&twice).unwrap();
+        assert_eq!(decoded.message_annotations.len(), 2);
+        assert_eq!(decoded.body, Body::Data(Bytes::from_static(b"payload")));
+    }
     use crate::message::{decode_message, Body, Header, MessageBuilder};
 
     fn message(annotations: Vec<(Symbol, Value)>) -> Bytes {

@@ -32,8 +32,8 @@ impl Engine {
                 delivery,
                 msg,
                 more,
-                ..
-            } => self.deliver(local, delivery, msg, more),
+                address,
+            } => self.deliver(local, delivery, msg, more, address.as_deref()),
             Command::DeliverMore {
                 local,
                 msg,
@@ -333,7 +333,14 @@ impl Engine {
         );
     }
 
-    fn deliver(&mut self, local: u64, delivery: Option<DeliveryKey>, msg: Msg, more: bool) {
+    fn deliver(
+        &mut self,
+        local: u64,
+        delivery: Option<DeliveryKey>,
+        msg: Msg,
+        more: bool,
+        matched: Option<&str>,
+    ) {
         let Some(link) = self.link(local) else {
             // The link went away after the core routed this to it: give it back.
             if let Some(delivery) = delivery {
@@ -343,7 +350,12 @@ impl Engine {
         };
         let (channel, presettle, trace) = (link.channel, link.presettle, link.trace);
         let Some(core) = link.core else { return };
-        let msg = if trace { self.traced(msg) } else { msg };
+        // On a proxy for another router's pattern subscribers, the copy also names the address it matched.
+        let msg = if trace {
+            self.traced(msg, matched)
+        } else {
+            msg
+        };
         let Ok(session) = self.session(channel) else {
             return;
         };

@@ -6,16 +6,17 @@ use super::engine::Engine;
 use crate::core::api::Msg;
 
 impl Engine {
-    /// `msg` with our router id appended to its trace (ADR 0009): only its leading sections are rebuilt,
-    /// the rest stays the received bytes. A message whose leading sections do not decode goes as it is.
-    pub(super) fn traced(&self, msg: Msg) -> Msg {
+    /// `msg` with our router id appended to its trace (ADR 0009), and `matched` (the address a pattern
+    /// subscription matched) annotated: only its leading sections are rebuilt, the rest stays the received
+    /// bytes. A message whose leading sections do not decode goes as it is.
+    pub(super) fn traced(&self, msg: Msg, matched: Option<&str>) -> Msg {
         let id = self.ctx.config.router_id();
         let Msg { chunks, charge } = msg;
         let first = match &chunks {
             crate::core::api::Chunks::One(b) => b.clone(),
             crate::core::api::Chunks::Many(v) => v.first().cloned().unwrap_or_default(),
         };
-        let rebuilt = match shoal_amqp::message::append_trace(&first, id) {
+        let rebuilt = match shoal_amqp::message::append_trace_matched(&first, id, matched) {
             Ok((head, rest)) => {
                 let mut parts = vec![head, first.slice(rest..)];
                 if let crate::core::api::Chunks::Many(v) = &chunks {
@@ -30,7 +31,7 @@ impl Engine {
                     whole.extend_from_slice(c);
                 }
                 let whole = whole.freeze();
-                shoal_amqp::message::append_trace(&whole, id)
+                shoal_amqp::message::append_trace_matched(&whole, id, matched)
                     .ok()
                     .map(|(head, rest)| vec![head, whole.slice(rest..)])
             }

@@ -253,6 +253,7 @@ impl Core {
             from: None,
             open: more.then_some(from),
             trace: None,
+            matched: None,
         };
         self.deliver(addr, to, pending);
     }

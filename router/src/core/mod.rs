@@ -118,6 +118,10 @@ struct Pending {
     open: Option<LinkKey>,
     /// The routers it crossed, for a message from another router: it never goes back to them.
     trace: mesh::Trace,
+    /// A copy waiting for a pattern subscriber: the address it matched (the subscriber's link is the
+    /// pattern's, so the address it is delivered from does not say). A thin pointer: `Pending` is in every
+    /// queue.
+    matched: Option<Arc<String>>,
 }
 
 struct Address {
@@ -567,6 +571,13 @@ impl Core {
                 self.addresses[id].dynamic = true;
                 self.addresses[id].distribution = Distribution::Balanced;
                 (Some(id), Some(name))
+            }
+            // Copies for our subscribers of a pattern, from the interior above us (ADR 0009).
+            (Some(name), _, true)
+                if name.starts_with(mesh::PATTERN_PREFIX) && self.is_mesh_conn(conn) =>
+            {
+                let pattern = &name[mesh::PATTERN_PREFIX.len()..];
+                (Some(self.pattern_entry(pattern)), None)
             }
             (Some(name), _, _) => (Some(self.address_id(&name)), None),
             (None, _, true) => (None, None),

@@ -9,7 +9,9 @@
 
 use shoal_amqp::{condition, AmqpError};
 
-use super::api::{AttachRequest, Command, ConnId, LinkKey};
+use shoal_amqp::DeliveryState;
+
+use super::api::{AttachRequest, Command, ConnId, DeliveryKey, LinkKey, Msg};
 use super::rules::pattern_matches;
 use super::{AddrId, Address, Core, Link, LinkKind, Outgoing};
 use crate::config::Distribution;
@@ -52,6 +54,14 @@ impl Core {
                 address: None,
             },
         );
+        self.add_pattern_consumer(entry, key);
+        self.local_consumers_changed(entry);
+    }
+
+    /// `key` (a subscriber, or a proxy for an edge's subscribers) consumes from the pattern `entry`: every
+    /// matching address copies to it from now on.
+    pub(super) fn add_pattern_consumer(&mut self, entry: AddrId, key: LinkKey) {
+        let pattern = self.addresses[entry].name.clone();
         self.addresses[entry].consumers.push(key);
         let matching: Vec<AddrId> = self
             .addresses
@@ -72,6 +82,41 @@ impl Core {
         }
     }
 
+    /// A copy from the interior's pattern proxy for `entry`: one for each of our subscribers of that pattern
+    /// (never for other consumers of the address, which get theirs through the address), told the address
+    /// it matched there.
+    pub(super) fn pattern_copies(
+        &mut self,
+        entry: AddrId,
+        from: LinkKey,
+        msg: Msg,
+        delivery: Option<DeliveryKey>,
+    ) {
+        let matched = msg
+            .chunks
+            .iter()
+            .next()
+            .and_then(|b| shoal_amqp::message::read_matched(b).ok().flatten());
+        let subscribers = self.addresses[entry].consumers.clone();
+        let (Some(name), false) = (matched, subscribers.is_empty()) else {
+            // No address named (not a copy from a router), or no subscriber left: nobody takes it.
+            self.slot_returned_if(delivery.is_none(), from);
+            match delivery {
+                Some(d) => self.copy_outcome(d, DeliveryState::Released),
+                None => self.addresses[entry].stats.dropped += 1,
+            }
+            return;
+        };
+        let addr = self.address_id(&name);
+        self.addresses[addr].stats.deliveries_in += 1;
+        if let Some(d) = delivery {
+            let d = &mut self.deliveries[d.index as usize];
+            d.outstanding = subscribers.len() as u32;
+            d.fanout = true;
+        }
+        self.copy_to(addr, subscribers, msg, delivery, from);
+    }
+
     /// A pattern subscriber went away: no address copies to it any more.
     pub(super) fn pattern_detached(&mut self, key: LinkKey) {
         for (_, a) in self.addresses.iter_mut() {
@@ -90,7 +135,7 @@ impl Core {
         out
     }
 
-    fn pattern_entry(&mut self, pattern: &str) -> AddrId {
+    pub(super) fn pattern_entry(&mut self, pattern: &str) -> AddrId {
         if let Some(id) = self.patterns.get(pattern) {
             return *id;
         }

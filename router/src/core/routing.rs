@@ -122,6 +122,7 @@ impl Core {
                 from: settled.then_some(from),
                 open: more.then_some(from),
                 trace,
+                matched: None,
             };
             return self.anycast(addr, pending);
         }
@@ -134,6 +135,7 @@ impl Core {
                 from: None,
                 open: None,
                 trace,
+                matched: None,
             };
             self.set_open(from, Stream::Collecting { addr, pending });
         } else {
@@ -242,16 +244,24 @@ impl Core {
         delivery: Option<DeliveryKey>,
         trace: super::mesh::Trace,
     ) {
+        if self.addresses[addr].pattern {
+            // Copies an interior sent down for this edge's subscribers of one pattern.
+            return self.pattern_copies(addr, from, msg, delivery);
+        }
         let a = &self.addresses[addr];
         let mut consumers = a.pattern_consumers.clone();
-        let anycast_share = a.distribution != Distribution::Multicast && !a.consumers.is_empty();
+        let regular = a.consumers.clone();
+        let anycast_share = a.distribution != Distribution::Multicast && !regular.is_empty();
+        // A pattern proxy (an edge's subscribers) gets no copy of what came from that edge.
+        consumers.retain(|c| !self.excluded(*c, &trace));
         if !anycast_share {
-            consumers.extend_from_slice(&a.consumers);
-            if self.mesh.is_some() && consumers.iter().any(|c| self.is_proxy(*c)) {
+            let mut regular = regular;
+            if self.mesh.is_some() && regular.iter().any(|c| self.is_proxy(*c)) {
                 // Copies to other routers only down the multicast tree, never back.
                 let conns = self.multicast_conns(addr, &trace);
-                consumers.retain(|c| self.multicast_to(*c, &trace, &conns));
+                regular.retain(|c| self.multicast_to(*c, &trace, &conns));
             }
+            consumers.extend(regular);
         }
         // An edge does not know the interior's consumers: a local anonymous sender's message that no receiver
         // here takes an anycast share of (multicast, or only pattern subscribers here) also goes up once, as
@@ -269,6 +279,7 @@ impl Core {
                 from: None,
                 open: None,
                 trace: trace.clone(),
+                matched: None,
             };
             if anycast_share {
                 self.anycast_copy(addr, pending);
@@ -290,6 +301,7 @@ impl Core {
                 from: delivery.is_none().then_some(from),
                 open: None,
                 trace,
+                matched: None,
             };
             self.unrouted(addr, pending);
             return;
@@ -299,6 +311,19 @@ impl Core {
             d.outstanding = consumers.len() as u32;
             d.fanout = true;
         }
+        self.copy_to(addr, consumers, msg, delivery, from);
+    }
+
+    /// One copy of a message to `addr` for each of `consumers` (not empty; the delivery's `outstanding`
+    /// already counts them), waiting in a receiver's backlog while it has no credit.
+    pub(super) fn copy_to(
+        &mut self,
+        addr: AddrId,
+        consumers: Vec<LinkKey>,
+        msg: Msg,
+        delivery: Option<DeliveryKey>,
+        from: LinkKey,
+    ) {
         let capacity = self.config.link_capacity as usize;
         let last = consumers.len() - 1;
         let mut msg = Some(msg);
@@ -310,20 +335,34 @@ impl Core {
                     .expect("original kept until the last consumer")
                     .share()
             };
-            let pending = Pending {
+            let mut pending = Pending {
                 msg: copy,
                 delivery,
                 from: None,
                 open: None,
                 trace: None,
+                matched: None,
             };
+            let Some(link) = self.link(to) else {
+                continue;
+            };
+            let to_pattern = link
+                .addr
+                .is_some_and(|a| self.addresses.get(a).is_some_and(|a| a.pattern));
             let Some(LinkKind::Outgoing(out)) = self.link_mut(to).map(|l| &mut l.kind) else {
                 continue;
             };
             if out.available() > 0 && !out.busy && out.backlog.is_empty() {
                 self.deliver(addr, to, pending);
             } else if delivery.is_some() || out.backlog.len() < capacity {
-                // Unsettled copies are bounded by the senders' credit; presettled ones by the capacity.
+                // Unsettled copies are bounded by the senders' credit; presettled ones by the capacity. A
+                // pattern subscriber's copy keeps the address it matched (its link is the pattern's).
+                if to_pattern {
+                    pending.matched = Some(Arc::new(self.addresses[addr].name.clone()));
+                }
+                let Some(LinkKind::Outgoing(out)) = self.link_mut(to).map(|l| &mut l.kind) else {
+                    continue;
+                };
                 out.backlog.push_back(pending);
             } else {
                 // A presettled copy for a receiver this far behind is dropped rather than grow memory.
@@ -333,7 +372,7 @@ impl Core {
         self.slot_returned_if(delivery.is_none(), from);
     }
 
-    fn slot_returned_if(&mut self, cond: bool, link: LinkKey) {
+    pub(super) fn slot_returned_if(&mut self, cond: bool, link: LinkKey) {
         if cond {
             self.slot_returned(link);
         }
@@ -368,9 +407,11 @@ impl Core {
         let mut msg = pending.msg;
         msg.charge.activate();
         // A pattern subscriber is told which address matched (a message on a named link may carry no `to`).
-        let address = link_addr
-            .filter(|a| self.addresses.get(*a).is_some_and(|a| a.pattern))
-            .map(|_| Arc::from(self.addresses[addr].name.as_str()));
+        let address = pending.matched.map(|m| Arc::from(m.as_str())).or_else(|| {
+            link_addr
+                .filter(|a| self.addresses.get(*a).is_some_and(|a| a.pattern))
+                .map(|_| Arc::from(self.addresses[addr].name.as_str()))
+        });
         self.send(
             conn,
             Command::Deliver {

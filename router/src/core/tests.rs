@@ -804,6 +804,33 @@ fn pattern_subscribers_get_a_copy_of_every_message_to_a_matching_address() {
 }
 
 #[test]
+fn a_pattern_subscriber_without_credit_later_learns_the_address_each_waiting_copy_matched() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (all, _) = h.subscriber(C, "sensors/#");
+    let (kitchen, _) = h.sender(P, "sensors/kitchen");
+    let (hall, _) = h.sender(P, "sensors/hall");
+    h.send(P, kitchen, 0, true);
+    h.send(P, hall, 1, true);
+    h.send(P, kitchen, 2, true);
+    assert!(delivered(&h.take(C)).is_empty(), "no credit yet");
+    h.credit(C, all, 10);
+    let matched: Vec<String> = h
+        .take(C)
+        .iter()
+        .filter_map(|c| match c {
+            Command::Deliver { address, .. } => address.as_deref().map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        matched,
+        ["sensors/kitchen", "sensors/hall", "sensors/kitchen"]
+    );
+}
+
+#[test]
 fn a_sender_waits_for_credit_until_a_pattern_matches_its_address() {
     let mut h = Harness::new();
     h.conn(P);

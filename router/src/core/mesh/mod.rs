@@ -39,6 +39,9 @@ pub const MESH_CONTROL_ADDRESS: &str = "_mesh/control";
 
 /// Mobile addresses that say "this router is connected to broker NAME" (never carry messages).
 pub(super) const BROKER_PREFIX: &str = "_broker/";
+/// What an edge reports for each pattern its local clients subscribe to (`_pattern/` + the pattern): its
+/// interior then opens a pattern proxy to it, which copies every matching message down (ADR 0009).
+pub(super) const PATTERN_PREFIX: &str = "_pattern/";
 
 /// Control messages waiting for the control link's credit, per connection. The protocol repairs a lost
 /// message (RA sequence numbers, hellos every second), so past this the oldest are dropped.
@@ -474,7 +477,12 @@ impl Core {
         let Some(a) = self.addresses.get(addr) else {
             return;
         };
-        if a.pattern {
+        let edge = self
+            .mesh
+            .as_ref()
+            .is_some_and(|m| m.node.mode() == Mode::Edge);
+        // Only an edge reports its patterns (to its interior); interiors do not exchange them.
+        if a.pattern && !edge {
             return;
         }
         let local = a
@@ -482,7 +490,10 @@ impl Core {
             .iter()
             .filter(|k| self.link(**k).is_some_and(|l| l.mesh.is_none()))
             .count();
-        let name = a.name.clone();
+        let name = match a.pattern {
+            true => format!("{PATTERN_PREFIX}{}", a.name),
+            false => a.name.clone(),
+        };
         let Some(mesh) = self.mesh.as_mut() else {
             return;
         };

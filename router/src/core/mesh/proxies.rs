@@ -73,6 +73,18 @@ impl Core {
                     if name.starts_with(super::BROKER_PREFIX) || self.link_routed(&name) {
                         continue;
                     }
+                    if name.starts_with(super::PATTERN_PREFIX) {
+                        // An edge's pattern subscribers: a pattern proxy to each edge that reports it.
+                        let Some(mesh) = self.mesh.as_ref() else {
+                            return desired;
+                        };
+                        for l in mesh.node.edge_links(&name) {
+                            if mesh.neighbours.contains_key(&l.0) {
+                                desired.insert((l.0, name.clone()));
+                            }
+                        }
+                        continue;
+                    }
                     let multicast = self.rules.lookup(&name).0 == Distribution::Multicast;
                     let Some(mesh) = self.mesh.as_mut() else {
                         return desired;
@@ -132,6 +144,9 @@ impl Core {
         let Some(me) = self.mesh.as_ref().map(|m| m.id.clone()) else {
             return;
         };
+        if let Some(pattern) = name.strip_prefix(super::PATTERN_PREFIX) {
+            return self.open_pattern_proxy(conn, &me, name, pattern);
+        }
         let addr = self.address_id(name);
         let key = self.insert_mesh_link(
             conn,
@@ -152,6 +167,30 @@ impl Core {
             }
         }
         // Named per link: a retiring proxy for the same address may still be attached on this connection.
+        let details = link_details(
+            format!("shoal-proxy:{me}:{name}:{}", key.generation),
+            Some(name),
+            SenderSettleMode::Mixed,
+            true,
+        );
+        self.attach_sender(conn, key, details);
+    }
+
+    /// A proxy for an edge's subscribers of `pattern`: a pattern consumer here, like a local subscriber, so
+    /// every matching message sends a copy down; each copy names the address it matched (the connection
+    /// annotates it), and the edge gives it to its subscribers of that pattern alone.
+    fn open_pattern_proxy(&mut self, conn: ConnId, me: &RouterId, name: &str, pattern: &str) {
+        let entry = self.pattern_entry(pattern);
+        let key = self.insert_mesh_link(
+            conn,
+            Some(entry),
+            LinkKind::Outgoing(Outgoing::default()),
+            MeshLink::Proxy { attached: false },
+        );
+        if let Some(n) = self.mesh.as_mut().and_then(|m| m.neighbours.get_mut(&conn)) {
+            n.proxies.insert(name.to_owned(), key);
+        }
+        self.add_pattern_consumer(entry, key);
         let details = link_details(
             format!("shoal-proxy:{me}:{name}:{}", key.generation),
             Some(name),
@@ -187,6 +226,9 @@ impl Core {
         }
         let backlog = std::mem::take(&mut out.backlog);
         l.mesh = Some(MeshLink::Retiring);
+        if self.addresses[addr].pattern {
+            self.pattern_detached(key);
+        }
         self.remove_consumer(addr, key, backlog);
         true
     }
