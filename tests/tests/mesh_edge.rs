@@ -137,97 +137,6 @@ async fn an_edges_anonymous_sender_outpaces_the_uplinks_credit() {
     mesh.shutdown().await;
 }
 
-/// A pattern subscriber on an adaptor connection, as the MQTT gateway makes one for each MQTT subscription.
-struct PatternSub {
-    conn: shoal_router::adaptor::AdaptorConnection,
-    link: shoal_router::core::api::LinkKey,
-}
-
-impl PatternSub {
-    async fn attach(mesh: &TestMesh, router: &str, pattern: &str, credit: u32) -> PatternSub {
-        use shoal_router::core::api::{AttachDetails, AttachRequest, Command, Event};
-        let conn = mesh.handle(router).open_adaptor_connection().await.unwrap();
-        let source = Source {
-            address: Some(pattern.into()),
-            ..Source::default()
-        };
-        let request = AttachRequest {
-            local: 0,
-            address: Some(pattern.into()),
-            dynamic: false,
-            pattern: true,
-            details: Box::new(AttachDetails {
-                link_name: format!("pattern:{pattern}"),
-                container_id: "pattern-test".into(),
-                source: Some(Box::new(source)),
-                target: Some(Box::default()),
-                ..AttachDetails::default()
-            }),
-        };
-        conn.send(vec![Event::AttachOutgoing(request)])
-            .await
-            .unwrap();
-        let link = within("the pattern subscriber attaches", async {
-            let mut commands = Vec::new();
-            loop {
-                conn.outbox().notified().await;
-                conn.outbox().take(&mut commands);
-                for c in commands.drain(..) {
-                    if let Command::Attached { link, .. } = c {
-                        return link;
-                    }
-                }
-            }
-        })
-        .await;
-        let credit = Event::Credit {
-            link,
-            limit: credit,
-            drain: false,
-        };
-        conn.send(vec![credit]).await.unwrap();
-        PatternSub { conn, link }
-    }
-
-    /// The next message's body and the address it matched; an unsettled one is accepted.
-    async fn accept_next(&self) -> (Vec<u8>, String) {
-        use shoal_router::core::api::{Command, Event};
-        let (delivery, body, address) = within("a copy for the pattern subscriber", async {
-            let mut commands = Vec::new();
-            loop {
-                self.conn.outbox().notified().await;
-                self.conn.outbox().take(&mut commands);
-                for c in commands.drain(..) {
-                    if let Command::Deliver {
-                        delivery,
-                        msg,
-                        address,
-                        ..
-                    } = c
-                    {
-                        let bytes: Vec<u8> = msg.chunks.iter().flat_map(|c| c.to_vec()).collect();
-                        let m = shoal_amqp::decode_message(&bytes).unwrap();
-                        let Body::Data(body) = m.body else {
-                            panic!("a data body")
-                        };
-                        return (delivery, body.to_vec(), address.unwrap().to_string());
-                    }
-                }
-            }
-        })
-        .await;
-        if let Some(delivery) = delivery {
-            let outcome = Event::Outcome {
-                link: Some(self.link),
-                delivery,
-                state: DeliveryState::Accepted,
-            };
-            self.conn.send(vec![outcome]).await.unwrap();
-        }
-        (body, address)
-    }
-}
-
 #[tokio::test]
 async fn a_pattern_subscriber_on_an_edge_does_not_keep_its_messages_from_the_rest_of_the_mesh() {
     // An MQTT `#`-style subscriber on the gateway's edge gets its copy, and the message still goes up to
@@ -264,21 +173,6 @@ async fn a_pattern_subscriber_on_an_edge_does_not_keep_its_messages_from_the_res
     assert_accepted(d).await;
     assert_eq!(stats(&mesh, "I1", "sensors/t2").await.0, 1, "it went up");
     mesh.shutdown().await;
-}
-
-/// Wait until interior `id` has `n` proxies open to edge `edge`.
-async fn await_proxies(mesh: &TestMesh, id: &str, edge: &str, n: usize) {
-    let edge = edge.to_owned();
-    mesh.await_mesh(
-        id,
-        move |m| {
-            m.neighbours
-                .iter()
-                .any(|x| x.router_id == edge && x.proxies == n)
-        },
-        "the interior's proxies to the edge",
-    )
-    .await;
 }
 
 #[tokio::test]

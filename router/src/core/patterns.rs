@@ -82,15 +82,16 @@ impl Core {
         }
     }
 
-    /// A copy from the interior's pattern proxy for `entry`: one for each of our subscribers of that pattern
-    /// (never for other consumers of the address, which get theirs through the address), told the address
-    /// it matched there.
+    /// A copy from another router's pattern proxy for `entry`: one for each of our subscribers of that
+    /// pattern and each pattern proxy onwards (never for other consumers of the address, which get theirs
+    /// through the address), told the address it matched there.
     pub(super) fn pattern_copies(
         &mut self,
         entry: AddrId,
         from: LinkKey,
         msg: Msg,
         delivery: Option<DeliveryKey>,
+        trace: super::mesh::Trace,
     ) {
         let matched = msg
             .chunks
@@ -98,6 +99,7 @@ impl Core {
             .next()
             .and_then(|b| shoal_amqp::message::read_matched(b).ok().flatten());
         let subscribers = self.addresses[entry].consumers.clone();
+        let subscribers = self.pattern_targets(subscribers, &trace);
         let (Some(name), false) = (matched, subscribers.is_empty()) else {
             // No address named (not a copy from a router), or no subscriber left: nobody takes it.
             self.slot_returned_if(delivery.is_none(), from);

@@ -245,15 +245,16 @@ impl Core {
         trace: super::mesh::Trace,
     ) {
         if self.addresses[addr].pattern {
-            // Copies an interior sent down for this edge's subscribers of one pattern.
-            return self.pattern_copies(addr, from, msg, delivery);
+            // Copies another router sent for our subscribers of one pattern.
+            return self.pattern_copies(addr, from, msg, delivery, trace);
         }
         let a = &self.addresses[addr];
         let mut consumers = a.pattern_consumers.clone();
         let regular = a.consumers.clone();
         let anycast_share = a.distribution != Distribution::Multicast && !regular.is_empty();
-        // A pattern proxy (an edge's subscribers) gets no copy of what came from that edge.
-        consumers.retain(|c| !self.excluded(*c, &trace));
+        if self.mesh.is_some() {
+            consumers = self.pattern_targets(consumers, &trace);
+        }
         if !anycast_share {
             let mut regular = regular;
             if self.mesh.is_some() && regular.iter().any(|c| self.is_proxy(*c)) {

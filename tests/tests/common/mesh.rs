@@ -136,3 +136,109 @@ pub async fn stats(mesh: &TestMesh, id: &str, address: &str) -> (u64, u64) {
         .find(|a| a.address == address)
         .map_or((0, 0), |a| (a.stats.deliveries_in, a.stats.deliveries_out))
 }
+
+/// A pattern subscriber on an adaptor connection, as the MQTT gateway makes one for each MQTT subscription.
+pub struct PatternSub {
+    conn: shoal_router::adaptor::AdaptorConnection,
+    link: shoal_router::core::api::LinkKey,
+}
+
+impl PatternSub {
+    pub async fn attach(mesh: &TestMesh, router: &str, pattern: &str, credit: u32) -> PatternSub {
+        use shoal_router::core::api::{AttachDetails, AttachRequest, Command, Event};
+        let conn = mesh.handle(router).open_adaptor_connection().await.unwrap();
+        let source = Source {
+            address: Some(pattern.into()),
+            ..Source::default()
+        };
+        let request = AttachRequest {
+            local: 0,
+            address: Some(pattern.into()),
+            dynamic: false,
+            pattern: true,
+            details: Box::new(AttachDetails {
+                link_name: format!("pattern:{pattern}"),
+                container_id: "pattern-test".into(),
+                source: Some(Box::new(source)),
+                target: Some(Box::default()),
+                ..AttachDetails::default()
+            }),
+        };
+        conn.send(vec![Event::AttachOutgoing(request)])
+            .await
+            .unwrap();
+        let link = within("the pattern subscriber attaches", async {
+            let mut commands = Vec::new();
+            loop {
+                conn.outbox().notified().await;
+                conn.outbox().take(&mut commands);
+                for c in commands.drain(..) {
+                    if let Command::Attached { link, .. } = c {
+                        return link;
+                    }
+                }
+            }
+        })
+        .await;
+        let credit = Event::Credit {
+            link,
+            limit: credit,
+            drain: false,
+        };
+        conn.send(vec![credit]).await.unwrap();
+        PatternSub { conn, link }
+    }
+
+    /// The next message's body and the address it matched; an unsettled one is accepted.
+    pub async fn accept_next(&self) -> (Vec<u8>, String) {
+        use shoal_router::core::api::{Command, Event};
+        let (delivery, body, address) = within("a copy for the pattern subscriber", async {
+            let mut commands = Vec::new();
+            loop {
+                self.conn.outbox().notified().await;
+                self.conn.outbox().take(&mut commands);
+                for c in commands.drain(..) {
+                    if let Command::Deliver {
+                        delivery,
+                        msg,
+                        address,
+                        ..
+                    } = c
+                    {
+                        let bytes: Vec<u8> = msg.chunks.iter().flat_map(|c| c.to_vec()).collect();
+                        let m = shoal_amqp::decode_message(&bytes).unwrap();
+                        let Body::Data(body) = m.body else {
+                            panic!("a data body")
+                        };
+                        return (delivery, body.to_vec(), address.unwrap().to_string());
+                    }
+                }
+            }
+        })
+        .await;
+        if let Some(delivery) = delivery {
+            let outcome = Event::Outcome {
+                link: Some(self.link),
+                delivery,
+                state: DeliveryState::Accepted,
+            };
+            self.conn.send(vec![outcome]).await.unwrap();
+        }
+        (body, address)
+    }
+}
+
+/// Wait until router `id` has `n` proxies open to router `peer`.
+pub async fn await_proxies(mesh: &TestMesh, id: &str, peer: &str, n: usize) {
+    let peer = peer.to_owned();
+    mesh.await_mesh(
+        id,
+        move |m| {
+            m.neighbours
+                .iter()
+                .any(|x| x.router_id == peer && x.proxies == n)
+        },
+        "the proxies to the peer",
+    )
+    .await;
+}

@@ -39,8 +39,8 @@ pub const MESH_CONTROL_ADDRESS: &str = "_mesh/control";
 
 /// Mobile addresses that say "this router is connected to broker NAME" (never carry messages).
 pub(super) const BROKER_PREFIX: &str = "_broker/";
-/// What an edge reports for each pattern its local clients subscribe to (`_pattern/` + the pattern): its
-/// interior then opens a pattern proxy to it, which copies every matching message down (ADR 0009).
+/// What a router advertises for each pattern its local clients subscribe to (`_pattern/` + the pattern): the
+/// routers on the way to it open pattern proxies, which copy every matching message there (ADR 0009).
 pub(super) const PATTERN_PREFIX: &str = "_pattern/";
 
 /// Control messages waiting for the control link's credit, per connection. The protocol repairs a lost
@@ -477,14 +477,6 @@ impl Core {
         let Some(a) = self.addresses.get(addr) else {
             return;
         };
-        let edge = self
-            .mesh
-            .as_ref()
-            .is_some_and(|m| m.node.mode() == Mode::Edge);
-        // Only an edge reports its patterns (to its interior); interiors do not exchange them.
-        if a.pattern && !edge {
-            return;
-        }
         let local = a
             .consumers
             .iter()

@@ -12,7 +12,8 @@
 //! - a multicast copy from origin O goes only to the neighbours `multicast_links_for(O, addr)` names
 //!   (the shortest-path tree rooted at O), and to attached edges that have consumers.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use shoal_amqp::SenderSettleMode;
@@ -74,11 +75,20 @@ impl Core {
                         continue;
                     }
                     if name.starts_with(super::PATTERN_PREFIX) {
-                        // An edge's pattern subscribers: a pattern proxy to each edge that reports it.
-                        let Some(mesh) = self.mesh.as_ref() else {
+                        // Pattern subscribers elsewhere: a pattern proxy to each edge reporting the pattern,
+                        // and along every router's multicast tree towards the interiors advertising it
+                        // (copies follow the tree of their origin, so each router gets one per pattern).
+                        let Some(mesh) = self.mesh.as_mut() else {
                             return desired;
                         };
-                        for l in mesh.node.edge_links(&name) {
+                        let mut links = mesh.node.edge_links(&name);
+                        let mut origins: Vec<RouterId> =
+                            mesh.node.routes().keys().cloned().collect();
+                        origins.push(mesh.id.clone());
+                        for o in origins {
+                            links.extend(mesh.node.multicast_links_for(&o, &name));
+                        }
+                        for l in links {
                             if mesh.neighbours.contains_key(&l.0) {
                                 desired.insert((l.0, name.clone()));
                             }
@@ -339,6 +349,46 @@ impl Core {
         trace: &Trace,
     ) -> Option<HashSet<ConnId>> {
         let name = self.addresses.get(addr)?.name.clone();
+        self.multicast_conns_for(&name, trace)
+    }
+
+    /// Which of the pattern consumers of a message go: local subscribers all; a pattern proxy only towards
+    /// a router the message has not crossed, and (to another interior) only down the multicast tree of the
+    /// message's origin towards the routers advertising its pattern, so each router gets one copy per
+    /// pattern however many paths lead there.
+    pub(in crate::core) fn pattern_targets(
+        &mut self,
+        mut consumers: Vec<LinkKey>,
+        trace: &Trace,
+    ) -> Vec<LinkKey> {
+        let mut trees: HashMap<AddrId, Option<HashSet<ConnId>>> = HashMap::new();
+        consumers.retain(|c| {
+            let Some(link) = self.link(*c) else {
+                return false;
+            };
+            if !matches!(link.mesh, Some(MeshLink::Proxy { .. })) {
+                return true;
+            }
+            if self.excluded(*c, trace) {
+                return false;
+            }
+            let (conn, Some(entry)) = (link.conn, link.addr) else {
+                return false;
+            };
+            let tree = match trees.entry(entry) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => {
+                    let name = format!("{}{}", super::PATTERN_PREFIX, self.addresses[entry].name);
+                    new.insert(self.multicast_conns_for(&name, trace))
+                }
+            };
+            tree.as_ref().is_some_and(|t| t.contains(&conn))
+        });
+        consumers
+    }
+
+    fn multicast_conns_for(&mut self, name: &str, trace: &Trace) -> Option<HashSet<ConnId>> {
+        let name = name.to_owned();
         let mesh = self.mesh.as_mut()?;
         if mesh.node.mode() == Mode::Edge {
             // An edge's only mesh connections are its uplinks; the trace keeps copies from going back.
