@@ -130,6 +130,7 @@ async fn restart_keeps_messages(store: Arc<dyn Store>) {
     assert_eq!(delivery_count(&got[0].0), 1, "delivered before the restart");
     assert_eq!(delivery_count(&got[1].0), 0, "never delivered");
     assert_empty(&r).await;
+    b.stop().await;
 }
 
 #[tokio::test]
@@ -183,6 +184,7 @@ async fn a_durable_subscription_collects_while_detached_and_across_a_restart() {
         .await
         .unwrap();
     other.assert_empty().await;
+    b.stop().await;
 }
 
 /// The delivered watermark in `store`'s record of `queue`.

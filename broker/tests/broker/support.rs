@@ -72,6 +72,13 @@ impl TestBroker {
         start_on(config, store).await
     }
 
+    /// Shut down and close the store. A RocksDB store still open when the test process exits may crash it
+    /// (its background threads against the process's static destructors).
+    pub async fn stop(self) {
+        self.broker.shutdown().await;
+        drop(self.store);
+    }
+
     pub async fn connect(&self) -> Connection {
         connect(self.addr, "test-client").await
     }

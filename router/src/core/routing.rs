@@ -250,13 +250,12 @@ impl Core {
         }
         let a = &self.addresses[addr];
         let mut consumers = a.pattern_consumers.clone();
-        let regular = a.consumers.clone();
-        let anycast_share = a.distribution != Distribution::Multicast && !regular.is_empty();
+        let anycast_share = a.distribution != Distribution::Multicast && !a.consumers.is_empty();
         if self.mesh.is_some() {
             consumers = self.pattern_targets(consumers, &trace);
         }
         if !anycast_share {
-            let mut regular = regular;
+            let mut regular = self.addresses[addr].consumers.clone();
             if self.mesh.is_some() && regular.iter().any(|c| self.is_proxy(*c)) {
                 // Copies to other routers only down the multicast tree, never back.
                 let conns = self.multicast_conns(addr, &trace);
