@@ -91,3 +91,31 @@ def test_apply_declares_a_queue_on_a_running_broker_process(shoal_factory, manif
     direct = amqp.connect(east.url)
     rcv = amqp.receiver(direct, "orders", credit=0, accept=True)
     assert [m.body for m in amqp.drain(rcv, credit=10)] == ["kept"]
+
+
+def test_persistent_mqtt_sessions_of_a_router_are_kept_by_its_broker_process(shoal_factory, tmp_path):
+    """`shoal router --broker`: the MQTT gateway in the router declares its sessions' queues in the broker
+    process over AMQP (the broker's queue-management node) and the broker keeps what they miss."""
+    from test_mqtt import Device, publish_stored
+
+    broker = shoal_factory(name="broker", command="broker")
+    data = tmp_path / "router-data"
+    flags = ("--broker", broker.addrs["amqp"], "--mqtt-allow-anonymous")
+    router = shoal_factory(*flags, name="r", command="router", data_dir=data)
+    sub = Device(router, "tracker", clean_session=False)
+    assert sub.session_present == 0
+    sub.subscribe("fleet/+/pos", qos=1)
+    sub.close()
+    # The router restarts: the session's record is on its disk, its queue in the broker.
+    assert router.stop() == 0
+    router = shoal_factory(*flags, name="r", command="router", data_dir=data)
+    # Each PUBACK means the broker process stored the message in the session's queue.
+    publish_stored(router, "fleet/4/pos", [b"p1", b"p2"])
+    assert router.stop() == 0
+    router = shoal_factory(*flags, name="r", command="router", data_dir=data)
+    assert not (data / "broker").exists(), "the router keeps no messages of its own"
+    sub = Device(router, "tracker", clean_session=False)
+    assert sub.session_present == 1
+    assert sub.wait_messages(2) == [b"p1", b"p2"]
+    assert [m.topic for m in sub.messages] == ["fleet/4/pos", "fleet/4/pos"]
+    sub.close()
