@@ -502,9 +502,9 @@ def main():
     parser.add_argument("--mqtt-load-bin", type=Path, default=REPO / "target/release/shoal-mqtt-load")
     parser.add_argument("--mqtt-runs", type=int, default=3)
     parser.add_argument("--mqtt-duration", type=int, default=5)
-    parser.add_argument("--mqtt-idle", type=int, default=9000,
-                        help="idle MQTT connections (0 skips; the gateway takes 10,000 by default, and the fd "
-                             "limit here is 20,000 per process)")
+    parser.add_argument("--mqtt-idle", type=int, default=18000,
+                        help="idle MQTT connections (0 skips; the fd limit here is 20,000 per process, for the "
+                             "server and for the load tool)")
     parser.add_argument("--mqtt-raw", type=Path, default=REPO / "bench/out/mqtt.json")
     parser.add_argument("--crash-cycles", type=int, default=0, help="run the long crash test (bench/crash.sh)")
     parser.add_argument("--crash-producers", type=int, default=8)

@@ -68,7 +68,7 @@ class ShoalMqtt:
     def start(self, workdir):
         args = [str(self.shoal_bin), "standalone", "--amqp-listen", "127.0.0.1:0", "--http-listen",
                 "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--mqtt-allow-anonymous",
-                "--data-dir", str(workdir / "data")]
+                "--mqtt-max-connections", "200000", "--data-dir", str(workdir / "data")]
         proc = subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, text=True,
                                 stderr=open(workdir / "shoal.stderr", "wb"))
         addrs = {}

@@ -32,6 +32,11 @@ pub struct GatewayConfig {
     /// Commands awaiting a device's response per connection (the request-id table); the oldest is forgotten
     /// when it is full.
     pub max_pending_commands: usize,
+    /// How long a client's PUBLISH may wait for its link's credit (an event whose address has no queue and
+    /// no consumer) while the gateway does not read that socket. Then it is not passed on: MQTT 5 gets
+    /// PUBACK 0x10 (no matching subscribers), 3.1.1 no PUBACK (as for telemetry nobody takes), and the
+    /// gateway reads the socket again (PINGREQs included).
+    pub credit_wait: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -49,6 +54,7 @@ impl Default for GatewayConfig {
             max_retained: 10_000,
             max_retained_bytes: 64 << 20,
             max_pending_commands: 256,
+            credit_wait: Duration::from_secs(10),
         }
     }
 }

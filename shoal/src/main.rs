@@ -138,6 +138,10 @@ struct GatewayArgs {
     /// Let MQTT clients connect without credentials (plain topics only).
     #[arg(long)]
     mqtt_allow_anonymous: bool,
+    /// MQTT connections served at once (more wait in the listen backlog); each takes a file descriptor,
+    /// so raise the process's limit (`ulimit -n`) with it.
+    #[arg(long, default_value_t = 10_000)]
+    mqtt_max_connections: usize,
     /// HTTP listener: /healthz, /metrics and the device registry API.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http_listen: SocketAddr,
@@ -219,6 +223,10 @@ struct StandaloneArgs {
     /// Let MQTT clients connect without credentials (plain topics only).
     #[arg(long)]
     mqtt_allow_anonymous: bool,
+    /// MQTT connections served at once (more wait in the listen backlog); each takes a file descriptor,
+    /// so raise the process's limit (`ulimit -n`) with it.
+    #[arg(long, default_value_t = 10_000)]
+    mqtt_max_connections: usize,
     /// MQTT over TLS listener (off unless given; needs --tls-cert and --tls-key). Devices may log in with a
     /// client certificate issued by their tenant's trusted CA.
     #[arg(long)]
@@ -322,6 +330,7 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         mqtt_allow_anonymous: args.mqtt_allow_anonymous,
+        mqtt_max_connections: args.mqtt_max_connections,
         mesh: shoal::standalone::MeshOptions {
             router_id: Some(args.router_id),
             mode: shoal_router::Mode::Edge,
@@ -349,6 +358,7 @@ fn standalone(args: StandaloneArgs, broker: BrokerSetup) -> anyhow::Result<()> {
         allow_anonymous: args.allow_anonymous,
         mqtt_listen: Some(args.mqtt_listen),
         mqtt_allow_anonymous: args.mqtt_allow_anonymous,
+        mqtt_max_connections: args.mqtt_max_connections,
         mqtts_listen: args.mqtts_listen,
         mesh: {
             let flags = shoal::mesh_config::MeshFlags {

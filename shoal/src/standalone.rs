@@ -40,6 +40,8 @@ pub struct Options {
     /// MQTT clients without credentials may connect (plain topics only; devices authenticate against the
     /// registry in `<data-dir>/registry`).
     pub mqtt_allow_anonymous: bool,
+    /// MQTT connections served at once.
+    pub mqtt_max_connections: usize,
     /// The MQTT gateway's TLS listener (`None`: no MQTTS), with the `tls_cert`/`tls_key` pair.
     pub mqtts_listen: Option<SocketAddr>,
     /// The router's place in a mesh (ADR 0009): its id, mode, inter-router listener and connectors.
@@ -94,6 +96,7 @@ impl Default for Options {
             broker_in_memory: false,
             mqtt_listen: Some(([127, 0, 0, 1], 1883).into()),
             mqtt_allow_anonymous: false,
+            mqtt_max_connections: shoal_mqtt_gateway::GatewayConfig::default().max_connections,
             mqtts_listen: None,
             mesh: MeshOptions::default(),
             session_broker: None,
@@ -246,6 +249,7 @@ impl Standalone {
             Some(addr) => {
                 let config = shoal_mqtt_gateway::GatewayConfig {
                     allow_anonymous: opts.mqtt_allow_anonymous,
+                    max_connections: opts.mqtt_max_connections.max(1),
                     ..Default::default()
                 };
                 // Persistent sessions keep what they miss in a broker's queues.

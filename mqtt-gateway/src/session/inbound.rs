@@ -8,6 +8,7 @@
 use shoal_amqp::{condition, AmqpError, DeliveryState, MessageBuilder, Symbol, Value};
 use shoal_mqtt::{reason, Properties, PubRespKind, Publish, QoS, Version};
 use shoal_router::core::api::{Event, LinkKey, LocalLink, Msg};
+use tokio::time::Instant;
 
 use super::{Close, Session};
 use crate::convert::{self, EMPTY_NOTIFICATION};
@@ -30,6 +31,8 @@ pub(super) struct SenderLink {
 /// A transfer waiting for its link's attach or credit (the socket is not read meanwhile, so at most one
 /// client PUBLISH waits, plus the gateway's own notifications).
 pub(super) struct Waiting {
+    /// When it began to wait: after `GatewayConfig::credit_wait` it is given up.
+    pub since: Instant,
     pub link: LocalLink,
     pub to: Option<String>,
     pub msg: Msg,
@@ -160,12 +163,47 @@ impl Session {
             self.ids_in.insert(id);
         }
         self.waiting.push_back(Waiting {
+            since: Instant::now(),
             link,
             to,
             msg,
             answer,
         });
         self.flush_waiting();
+    }
+
+    /// When the first waiting transfer is given up, if one waits.
+    pub(super) fn give_up_at(&self) -> Option<Instant> {
+        self.waiting
+            .front()
+            .map(|w| w.since + self.shared.config.credit_wait)
+    }
+
+    /// The first waiting transfer waited too long for credit: nobody takes it now (an event address with
+    /// no queue and no consumer). The client hears what it hears for telemetry nobody takes, and the socket
+    /// is read again.
+    pub(super) fn give_up_waiting(&mut self) {
+        let Some(w) = self.waiting.pop_front() else {
+            return;
+        };
+        tracing::debug!(client = %self.client_id, "PUBLISH not passed on: no credit in time");
+        if let Some(a) = w.answer {
+            self.ids_in.remove(&a.packet_id);
+            match (self.version, a.qos) {
+                (Version::V5, QoS::ExactlyOnce) => self.pub_resp(
+                    PubRespKind::PubRec,
+                    a.packet_id,
+                    reason::NO_MATCHING_SUBSCRIBERS,
+                ),
+                (Version::V5, _) => self.pub_resp(
+                    PubRespKind::PubAck,
+                    a.packet_id,
+                    reason::NO_MATCHING_SUBSCRIBERS,
+                ),
+                // 3.1.1 cannot say "not delivered": no PUBACK rather than a lie.
+                (Version::V311, _) => {}
+            }
+        }
     }
 
     /// A PUBLISH the gateway does not pass on. MQTT 5 has reason codes; 3.1.1 has none, so its client is

@@ -181,6 +181,7 @@ where
             last_read = Instant::now();
         }
         let deadline = last_read + keep_alive;
+        let give_up = s.give_up_at();
         tokio::select! {
             r = rd.read_buf(&mut inbuf), if can_read => match r {
                 Ok(0) | Err(_) => s.close = Some(Close::Lost),
@@ -203,6 +204,7 @@ where
                 s.flush_waiting();
                 s.flush_notices();
             }
+            _ = sleep_until(give_up), if give_up.is_some() => s.give_up_waiting(),
             _ = tokio::time::sleep_until(deadline), if !keep_alive.is_zero() => {
                 tracing::debug!(client = %s.client_id, "keep-alive expired");
                 s.close = Some(Close::Server(reason::KEEP_ALIVE_TIMEOUT));
@@ -268,7 +270,9 @@ impl Session {
             conn,
             budget: Budget::new(shared.config.byte_budget),
             events: Vec::new(),
-            out: BytesMut::with_capacity(4096),
+            // Grows with what is written and keeps its size: an idle device is only ever written a CONNACK
+            // and PINGRESPs, and 100,000 of them must not each hold 4 KiB.
+            out: BytesMut::new(),
             next_local: 1,
             will: c.will.clone(),
             close: None,
@@ -464,5 +468,13 @@ impl Session {
             // Only route-container connections (brokers) get these.
             Command::RouteAttach { .. } => {}
         }
+    }
+}
+
+/// Sleep until `at` (never, without one).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

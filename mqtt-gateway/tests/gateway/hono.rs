@@ -262,3 +262,38 @@ async fn commands_on_a_link_to_command_tenant_reach_the_device_named_in_to() {
     assert_eq!(delivery.outcome().await.unwrap(), DeliveryState::Released);
     dev.ping().await;
 }
+
+#[tokio::test]
+async fn an_event_nobody_can_take_is_given_up_after_the_credit_wait_and_the_device_is_read_again() {
+    // No queue and no consumer for `event/acme`: the event link gets no credit.
+    let wait = std::time::Duration::from_millis(300);
+    let env = Env::start_with(|c| c.credit_wait = wait, true).await;
+    let mut v5 = Client::connect(env.mqtt, Version::V5, "d1", Some(("d1@acme", "s3cret"))).await;
+    let started = tokio::time::Instant::now();
+    let id = v5.publish("event", b"nowhere", QoS::AtLeastOnce).await;
+    match v5.recv().await {
+        Some(Packet::PubAck(a)) => {
+            assert_eq!(a.packet_id, id);
+            assert_eq!(a.reason, reason::NO_MATCHING_SUBSCRIBERS);
+        }
+        other => panic!("expected PUBACK 0x10, got {other:?}"),
+    }
+    assert!(started.elapsed() >= wait, "it waited for credit first");
+    v5.ping().await;
+
+    // 3.1.1 has no reason codes: no PUBACK, but the socket is read again (the PINGREQ sent behind the event
+    // is answered), and an event someone takes goes through.
+    let mut v311 =
+        Client::connect(env.mqtt, Version::V311, "gw", Some(("gw@acme", "s3cret"))).await;
+    let lost = v311.publish("event", b"nowhere", QoS::AtLeastOnce).await;
+    v311.ping().await;
+    let amqp = env.amqp().await;
+    let events = amqp.receiver("event/acme", 10).await.unwrap();
+    let id = v311.publish("event", b"taken", QoS::AtLeastOnce).await;
+    let m = recv(&events).await;
+    assert_eq!(m.body, Body::Data(Bytes::from_static(b"taken")));
+    match v311.recv().await {
+        Some(Packet::PubAck(a)) => assert_eq!(a.packet_id, id, "no PUBACK for {lost}"),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+}

@@ -93,15 +93,17 @@ impl Core {
         delivery: Option<DeliveryKey>,
         trace: super::mesh::Trace,
     ) {
+        let pattern = &self.addresses[entry].name;
         let matched = msg
             .chunks
             .iter()
             .next()
-            .and_then(|b| shoal_amqp::message::read_matched(b).ok().flatten());
+            .and_then(|b| shoal_amqp::message::read_matched(b).ok().flatten())
+            .filter(|name| pattern_matches(pattern, name));
         let subscribers = self.addresses[entry].consumers.clone();
         let subscribers = self.pattern_targets(subscribers, &trace);
         let (Some(name), false) = (matched, subscribers.is_empty()) else {
-            // No address named (not a copy from a router), or no subscriber left: nobody takes it.
+            // No matching address named (not a copy from a router), or no subscriber left: nobody takes it.
             self.slot_returned_if(delivery.is_none(), from);
             match delivery {
                 Some(d) => self.copy_outcome(d, DeliveryState::Released),

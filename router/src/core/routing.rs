@@ -343,12 +343,6 @@ impl Core {
                 trace: None,
                 matched: None,
             };
-            let Some(link) = self.link(to) else {
-                continue;
-            };
-            let to_pattern = link
-                .addr
-                .is_some_and(|a| self.addresses.get(a).is_some_and(|a| a.pattern));
             let Some(LinkKind::Outgoing(out)) = self.link_mut(to).map(|l| &mut l.kind) else {
                 continue;
             };
@@ -357,7 +351,11 @@ impl Core {
             } else if delivery.is_some() || out.backlog.len() < capacity {
                 // Unsettled copies are bounded by the senders' credit; presettled ones by the capacity. A
                 // pattern subscriber's copy keeps the address it matched (its link is the pattern's).
-                if to_pattern {
+                if self
+                    .link(to)
+                    .and_then(|l| l.addr)
+                    .is_some_and(|a| self.addresses[a].pattern)
+                {
                     pending.matched = Some(Arc::new(self.addresses[addr].name.clone()));
                 }
                 let Some(LinkKind::Outgoing(out)) = self.link_mut(to).map(|l| &mut l.kind) else {
