@@ -5,31 +5,6 @@ mod common;
 
 use common::mesh::*;
 use common::*;
-use shoal_test_support::mesh::{MeshBuilder, TestMesh};
-
-/// Interiors I1 - I2; edge E1 on I1, edge E2 on I2.
-async fn two_edges() -> TestMesh {
-    let mesh = MeshBuilder::new()
-        .interior("I1")
-        .interior("I2")
-        .edge("E1")
-        .edge("E2")
-        .connect("I1", "I2")
-        .connect("E1", "I1")
-        .connect("E2", "I2")
-        .start()
-        .await;
-    mesh.await_routes("I1", 1).await;
-    for edge in ["E1", "E2"] {
-        mesh.await_mesh(
-            edge,
-            |m| m.neighbours.iter().any(|n| n.adjacent && n.uplink_attached),
-            "an adjacent interior with the uplink attached",
-        )
-        .await;
-    }
-    mesh
-}
 
 fn to(address: &str, n: u32) -> MessageBuilder {
     MessageBuilder {

@@ -6,7 +6,6 @@ mod common;
 
 use common::mesh::*;
 use common::*;
-use shoal_test_support::mesh::MeshBuilder;
 
 fn to(address: &str, n: u32) -> MessageBuilder {
     MessageBuilder {
@@ -84,25 +83,7 @@ async fn copies_cross_routers_without_subscribers_on_the_way() {
 #[tokio::test]
 async fn an_edges_subscriber_gets_what_another_edge_sends_through_two_interiors() {
     // E1 - I1 - I2 - E2: the MQTT gateway on E1, a device publishing through a gateway on E2.
-    let mesh = MeshBuilder::new()
-        .interior("I1")
-        .interior("I2")
-        .edge("E1")
-        .edge("E2")
-        .connect("I1", "I2")
-        .connect("E1", "I1")
-        .connect("E2", "I2")
-        .start()
-        .await;
-    mesh.await_routes("I1", 1).await;
-    for edge in ["E1", "E2"] {
-        mesh.await_mesh(
-            edge,
-            |m| m.neighbours.iter().any(|n| n.adjacent && n.uplink_attached),
-            "an adjacent interior with the uplink attached",
-        )
-        .await;
-    }
+    let mesh = two_edges().await;
     let sub = PatternSub::attach(&mesh, "E1", "plant/#", 50).await;
     await_proxies(&mesh, "I2", "I1", 1).await;
     await_proxies(&mesh, "I1", "E1", 1).await;

@@ -35,6 +35,30 @@ pub async fn triangle() -> TestMesh {
         .await
 }
 
+/// Interiors I1 - I2; edge E1 on I1, edge E2 on I2.
+pub async fn two_edges() -> TestMesh {
+    let mesh = MeshBuilder::new()
+        .interior("I1")
+        .interior("I2")
+        .edge("E1")
+        .edge("E2")
+        .connect("I1", "I2")
+        .connect("E1", "I1")
+        .connect("E2", "I2")
+        .start()
+        .await;
+    mesh.await_routes("I1", 1).await;
+    for edge in ["E1", "E2"] {
+        mesh.await_mesh(
+            edge,
+            |m| m.neighbours.iter().any(|n| n.adjacent && n.uplink_attached),
+            "an adjacent interior with the uplink attached",
+        )
+        .await;
+    }
+    mesh
+}
+
 pub async fn client(mesh: &TestMesh, id: &str) -> Connection {
     within(
         "a client connection",

@@ -74,37 +74,23 @@ impl Core {
                     if name.starts_with(super::BROKER_PREFIX) || self.link_routed(&name) {
                         continue;
                     }
-                    if name.starts_with(super::PATTERN_PREFIX) {
-                        // Pattern subscribers elsewhere: a pattern proxy to each edge reporting the pattern,
-                        // and along every router's multicast tree towards the interiors advertising it
-                        // (copies follow the tree of their origin, so each router gets one per pattern).
-                        let Some(mesh) = self.mesh.as_mut() else {
-                            return desired;
-                        };
-                        let mut links = mesh.node.edge_links(&name);
-                        let mut origins: Vec<RouterId> =
-                            mesh.node.routes().keys().cloned().collect();
-                        origins.push(mesh.id.clone());
-                        for o in origins {
-                            links.extend(mesh.node.multicast_links_for(&o, &name));
-                        }
-                        for l in links {
-                            if mesh.neighbours.contains_key(&l.0) {
-                                desired.insert((l.0, name.clone()));
-                            }
-                        }
-                        continue;
-                    }
-                    let multicast = self.rules.lookup(&name).0 == Distribution::Multicast;
+                    // Pattern subscribers elsewhere get copies like a multicast address's consumers (one per
+                    // router, down the tree of the copy's origin), never an anycast next hop.
+                    let pattern = name.starts_with(super::PATTERN_PREFIX);
+                    let multicast =
+                        pattern || self.rules.lookup(&name).0 == Distribution::Multicast;
                     let Some(mesh) = self.mesh.as_mut() else {
                         return desired;
                     };
-                    let mut links: Vec<LinkId> = mesh
-                        .node
-                        .destinations(&name)
-                        .into_iter()
-                        .map(|d| d.next_hop)
-                        .collect();
+                    let mut links: Vec<LinkId> = match pattern {
+                        true => Vec::new(),
+                        false => mesh
+                            .node
+                            .destinations(&name)
+                            .into_iter()
+                            .map(|d| d.next_hop)
+                            .collect(),
+                    };
                     links.extend(mesh.node.edge_links(&name));
                     if multicast {
                         // Copies travel down the tree of whichever router they start from.
@@ -150,14 +136,18 @@ impl Core {
         desired
     }
 
+    /// A proxy for `name` on `conn`: a consumer of the address here; for `_pattern/P`, a consumer of the
+    /// pattern, like a local subscriber, so every matching message sends a copy (naming the address it
+    /// matched: the connection annotates it) for the subscribers of P behind it.
     fn open_proxy(&mut self, conn: ConnId, name: &str) {
         let Some(me) = self.mesh.as_ref().map(|m| m.id.clone()) else {
             return;
         };
-        if let Some(pattern) = name.strip_prefix(super::PATTERN_PREFIX) {
-            return self.open_pattern_proxy(conn, &me, name, pattern);
-        }
-        let addr = self.address_id(name);
+        let pattern = name.strip_prefix(super::PATTERN_PREFIX);
+        let addr = match pattern {
+            Some(p) => self.pattern_entry(p),
+            None => self.address_id(name),
+        };
         let key = self.insert_mesh_link(
             conn,
             Some(addr),
@@ -167,40 +157,20 @@ impl Core {
         if let Some(n) = self.mesh.as_mut().and_then(|m| m.neighbours.get_mut(&conn)) {
             n.proxies.insert(name.to_owned(), key);
         }
-        // A consumer from now on (with no credit until the neighbour grants it): local senders may send.
-        let first = !self.addresses[addr].routable();
-        self.addresses[addr].consumers.push(key);
-        if first {
-            let producers = self.addresses[addr].producers.clone();
-            for p in producers {
-                self.replenish(p);
+        if pattern.is_some() {
+            self.add_pattern_consumer(addr, key);
+        } else {
+            // A consumer from now on (with no credit until the neighbour grants it): local senders may send.
+            let first = !self.addresses[addr].routable();
+            self.addresses[addr].consumers.push(key);
+            if first {
+                let producers = self.addresses[addr].producers.clone();
+                for p in producers {
+                    self.replenish(p);
+                }
             }
         }
         // Named per link: a retiring proxy for the same address may still be attached on this connection.
-        let details = link_details(
-            format!("shoal-proxy:{me}:{name}:{}", key.generation),
-            Some(name),
-            SenderSettleMode::Mixed,
-            true,
-        );
-        self.attach_sender(conn, key, details);
-    }
-
-    /// A proxy for an edge's subscribers of `pattern`: a pattern consumer here, like a local subscriber, so
-    /// every matching message sends a copy down; each copy names the address it matched (the connection
-    /// annotates it), and the edge gives it to its subscribers of that pattern alone.
-    fn open_pattern_proxy(&mut self, conn: ConnId, me: &RouterId, name: &str, pattern: &str) {
-        let entry = self.pattern_entry(pattern);
-        let key = self.insert_mesh_link(
-            conn,
-            Some(entry),
-            LinkKind::Outgoing(Outgoing::default()),
-            MeshLink::Proxy { attached: false },
-        );
-        if let Some(n) = self.mesh.as_mut().and_then(|m| m.neighbours.get_mut(&conn)) {
-            n.proxies.insert(name.to_owned(), key);
-        }
-        self.add_pattern_consumer(entry, key);
         let details = link_details(
             format!("shoal-proxy:{me}:{name}:{}", key.generation),
             Some(name),
