@@ -382,7 +382,37 @@ way round with `--skip-router`; `bench/crash.sh` re-runs the long crash test).
 
 {crash_section(crash)}
 {mqtt_bench.section(mqtt)}"""
-    path.write_text(doc)
+    path.write_text(keep_unmeasured(doc, path))
+
+
+def sections(text):
+    """{"## title": body} of a report, in order."""
+    out, title = {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            title = line.strip()
+            out[title] = ""
+        elif title:
+            out[title] += line
+    return out
+
+
+def keep_unmeasured(doc, path):
+    """A part skipped in this run whose raw figures are gone (bench/out/ is not in git, so a fresh clone has
+    none) keeps its section from the report being replaced, marked as from an earlier run, rather than
+    losing it to "Not run yet"."""
+    try:
+        old = sections(path.read_text())
+    except OSError:
+        return doc
+    new = sections(doc)
+    for title, body in new.items():
+        before = old.get(title, "")
+        if body.lstrip().startswith("Not run yet") and before and not before.lstrip().startswith("Not run yet"):
+            kept = before.replace("(kept from an earlier run, dated below, possibly on another machine: not re-measured this time)\n\n", "")
+            doc = doc.replace(f"{title}\n{body}",
+                              f"{title}\n\n(kept from an earlier run, dated below, possibly on another machine: not re-measured this time)\n{kept}", 1)
+    return doc
 
 
 # -- parts ----------------------------------------------------------------------

@@ -687,17 +687,18 @@ impl Core {
     }
 
     /// `key` no longer consumes from `id`: what waited for it goes elsewhere or back to its senders, and
-    /// with the last consumer gone the senders' credit is taken back.
+    /// with the last consumer gone the senders' credit is taken back. The address stays (the caller forgets
+    /// it once idle: a retiring proxy still names it).
     fn remove_consumer(&mut self, id: AddrId, key: LinkKey, backlog: VecDeque<Pending>) {
         self.addresses[id].consumers.retain(|l| *l != key);
         for pending in backlog {
-            self.unrouted(id, pending);
+            self.unrouted_keeping(id, pending);
         }
         if self.addresses[id].consumers.is_empty() {
             // Nobody left to take the queue: give it back to the senders.
             let queue = std::mem::take(&mut self.addresses[id].queue);
             for pending in queue {
-                self.unrouted(id, pending);
+                self.unrouted_keeping(id, pending);
             }
         } else if self.mesh.is_some() {
             self.release_unreachable(id);

@@ -425,6 +425,14 @@ impl Core {
     /// A message that cannot go anywhere: unsettled ones are released to their sender, presettled ones dropped.
     /// On an edge, a local anonymous sender's message goes up to the interior instead.
     pub(super) fn unrouted(&mut self, addr: AddrId, pending: Pending) {
+        self.unrouted_keeping(addr, pending);
+        self.forget_if_idle(addr);
+    }
+
+    /// [`Core::unrouted`] without forgetting the address: for callers going through a list of its messages,
+    /// which must not see it vanish under them (a pattern's or a dynamic address's entry goes as soon as it
+    /// is idle).
+    pub(super) fn unrouted_keeping(&mut self, addr: AddrId, pending: Pending) {
         let Err(pending) = self.send_up(addr, pending) else {
             return;
         };
@@ -439,7 +447,6 @@ impl Core {
             Some(d) => self.copy_outcome(d, DeliveryState::Released),
             None => self.addresses[addr].stats.dropped += 1,
         }
-        self.forget_if_idle(addr);
     }
 
     /// A receiver's flow: new credit, maybe drain.
@@ -524,7 +531,7 @@ impl Core {
             if consumers.iter().any(|c| !self.excluded(*c, &pending.trace)) {
                 self.addresses[addr].queue.push_back(pending);
             } else {
-                self.unrouted(addr, pending);
+                self.unrouted_keeping(addr, pending);
             }
         }
     }

@@ -133,6 +133,31 @@ impl Harness {
         self.attach(conn, Some(address), true, false)
     }
 
+    /// A receiver on a dynamic address: its link and the address the core assigned.
+    fn dynamic_receiver(&mut self, conn: ConnId) -> (LinkKey, String) {
+        self.next_local += 1;
+        let local = self.next_local;
+        let req = AttachRequest {
+            local,
+            address: None,
+            dynamic: true,
+            pattern: false,
+            details: Default::default(),
+        };
+        self.events(conn, vec![Event::AttachOutgoing(req)]);
+        self.take(conn)
+            .into_iter()
+            .find_map(|c| match c {
+                Command::Attached {
+                    link,
+                    address: Some(a),
+                    ..
+                } => Some((link, a)),
+                _ => None,
+            })
+            .expect("a dynamic address")
+    }
+
     fn receiver(&mut self, conn: ConnId, address: &str) -> (LinkKey, u64) {
         self.attach(conn, Some(address), false, false)
     }
@@ -412,6 +437,51 @@ fn deliveries_a_closed_connection_never_saw_are_released() {
     // C never reads its outbox and goes away.
     h.deliver(CoreMsg::Closed { conn: C });
     assert_eq!(settled(&h.take(P)), vec![(1, DeliveryState::Released)]);
+}
+
+#[test]
+fn a_pattern_subscriber_leaving_with_copies_still_waiting_drops_them_and_the_core_goes_on() {
+    // Its entry goes with its last subscriber: the copies waiting for it must not outlive the entry.
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (sub, _) = h.subscriber(C, "t/#");
+    let (input, _) = h.sender(P, "t/1");
+    for id in 0..3 {
+        h.send(P, input, id, true);
+    }
+    assert!(
+        delivered(&h.take(C)).is_empty(),
+        "no credit: all three wait"
+    );
+    h.deliver(CoreMsg::Closed { conn: C });
+    assert!(h.core.patterns.is_empty());
+    assert_eq!(h.core.addresses.len(), 1, "only t/1 is left");
+    // The core is still there: a new subscriber gets the next message.
+    h.conn(C2);
+    let (again, _) = h.subscriber(C2, "t/#");
+    h.credit(C2, again, 10);
+    h.send(P, input, 3, true);
+    assert_eq!(delivered(&h.take(C2)).len(), 1);
+    let _ = sub;
+}
+
+#[test]
+fn a_dynamic_receiver_leaving_with_deliveries_still_waiting_releases_them() {
+    let mut h = Harness::new();
+    h.conn(P);
+    h.conn(C);
+    let (out, address) = h.dynamic_receiver(C);
+    let (input, _) = h.sender(P, &address);
+    h.take(P);
+    for id in 0..3 {
+        h.send(P, input, id, false);
+    }
+    h.deliver(CoreMsg::Closed { conn: C });
+    let back = settled(&h.take(P));
+    assert_eq!(back.len(), 3, "each released: {back:?}");
+    assert!(back.iter().all(|(_, s)| *s == DeliveryState::Released));
+    let _ = out;
 }
 
 fn multicast(h: &mut Harness) {
