@@ -2,6 +2,8 @@
 //! persistent-session keeper): `Command::Grant` adds to it, `Command::Flow` restates it (taking it back,
 //! when an address loses its last consumer), counting the transfers the core had not seen yet.
 
+use shoal_router::core::api::{Command, LocalLink};
+
 #[derive(Debug, Default)]
 pub(crate) struct SenderCredit {
     credit: u32,
@@ -17,6 +19,21 @@ impl SenderCredit {
     /// The core says the link holds `credit` as of its `seen`-th transfer: those sent since used some of it.
     pub fn restate(&mut self, seen: u32, credit: u32) {
         self.credit = credit.saturating_sub(self.sent.wrapping_sub(seen));
+    }
+
+    /// Take the core's `Grant` or `Flow` for the sender `local`; `false` for any other command.
+    pub fn on_command(&mut self, local: LocalLink, c: &Command) -> bool {
+        match *c {
+            Command::Grant { local: l, credit } if l == local => self.grant(credit),
+            Command::Flow {
+                local: l,
+                seen,
+                credit,
+                ..
+            } if l == local => self.restate(seen, credit),
+            _ => return false,
+        }
+        true
     }
 
     pub fn available(&self) -> bool {

@@ -133,6 +133,9 @@ struct Relay {
 
 impl Relay {
     fn on_command(&mut self, c: Command) {
+        if self.credit.on_command(SENDER, &c) {
+            return;
+        }
         match c {
             Command::Attached { local, link, .. } if local == SENDER => self.sender = Some(link),
             Command::Attached { link, .. } => {
@@ -143,17 +146,6 @@ impl Relay {
                     limit: self.limit,
                     drain: false,
                 });
-            }
-            Command::Grant { local, credit } if local == SENDER => {
-                self.credit.grant(credit);
-            }
-            Command::Flow {
-                local,
-                seen,
-                credit,
-                ..
-            } if local == SENDER => {
-                self.credit.restate(seen, credit);
             }
             Command::Settle {
                 delivery_id, state, ..

@@ -253,6 +253,9 @@ impl Keeper {
     }
 
     fn on_command(&mut self, c: Command, patterns: &HashMap<LocalLink, String>) {
+        if self.credit.on_command(SENDER, &c) {
+            return;
+        }
         match c {
             Command::Attached { local, link, .. } if local == SENDER => {
                 let first = self.sender.is_none() && self.subs.values().all(|s| s.key.is_none());
@@ -296,17 +299,6 @@ impl Keeper {
                         self.signal_ready();
                     }
                 }
-            }
-            Command::Grant { local, credit } if local == SENDER => {
-                self.credit.grant(credit);
-            }
-            Command::Flow {
-                local,
-                seen,
-                credit,
-                ..
-            } if local == SENDER => {
-                self.credit.restate(seen, credit);
             }
             Command::Settle {
                 delivery_id, state, ..

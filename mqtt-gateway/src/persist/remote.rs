@@ -201,13 +201,14 @@ impl Manager {
     }
 
     fn on_command(&mut self, c: Command) {
+        if self.credit.on_command(SENDER, &c) {
+            return;
+        }
         match c {
             Command::Attached { link, .. } => {
                 self.sender = Some(link);
                 self.attaching = false;
             }
-            Command::Grant { credit, .. } => self.credit.grant(credit),
-            Command::Flow { seen, credit, .. } => self.credit.restate(seen, credit),
             Command::Settle {
                 delivery_id, state, ..
             } => {
